@@ -1,0 +1,25 @@
+"""convkit: convolutional networks on NumPy, every op with its hand-derived gradient.
+
+>>> import convkit
+>>> import convkit.functional as F
+>>> x = convkit.tensor([[[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]]], requires_grad=True)
+>>> w = convkit.tensor([[[[1.0, 0.0], [0.0, -1.0]]]], requires_grad=True)
+>>> y = F.conv2d(x, w)            # cross-correlation, as in PyTorch
+>>> y.shape
+(1, 1, 2, 2)
+>>> y.sum().backward()
+>>> w.grad.shape
+(1, 1, 2, 2)
+"""
+
+from . import functional, nn, optim
+from .autograd import is_grad_enabled, no_grad
+from .random import manual_seed
+from .tensor import Tensor, get_default_dtype, set_default_dtype, tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "no_grad", "manual_seed", "is_grad_enabled", "get_default_dtype",
+    "set_default_dtype", "functional", "nn", "optim", "__version__",
+]

@@ -1,0 +1,20 @@
+"""PyTorch-shaped functions on Tensors (``import convkit.functional as F``).
+
+Each accepts Tensors or ndarrays and returns Tensors, with PyTorch's
+signature, argument names, defaults and weight layouts.
+"""
+
+from .activation import *  # noqa: F401,F403
+from .activation import __all__ as _activation
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv
+from .linear import *  # noqa: F401,F403
+from .linear import __all__ as _linear
+from .loss import *  # noqa: F401,F403
+from .loss import __all__ as _loss
+from .normalization import *  # noqa: F401,F403
+from .normalization import __all__ as _normalization
+from .pooling import *  # noqa: F401,F403
+from .pooling import __all__ as _pooling
+
+__all__ = [*_activation, *_conv, *_linear, *_loss, *_normalization, *_pooling]

@@ -1,0 +1,19 @@
+"""Layers and containers shaped like ``torch.nn``."""
+
+from . import init
+from .activation import *  # noqa: F401,F403
+from .activation import __all__ as _activation
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as _conv
+from .linear import *  # noqa: F401,F403
+from .linear import __all__ as _linear
+from .loss import *  # noqa: F401,F403
+from .loss import __all__ as _loss
+from .module import Module, ModuleList, Parameter, Sequential
+from .normalization import *  # noqa: F401,F403
+from .normalization import __all__ as _normalization
+from .pooling import *  # noqa: F401,F403
+from .pooling import __all__ as _pooling
+
+__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "init",
+           *_activation, *_conv, *_linear, *_loss, *_normalization, *_pooling]

@@ -1,0 +1,305 @@
+"""``Module``, ``Parameter`` and the containers, shaped like ``torch.nn``.
+
+A Module registers three kinds of attributes as they are assigned:
+
+* ``Parameter``: a leaf Tensor with ``requires_grad=True`` (weights, biases);
+* buffers (``register_buffer``): ndarrays that are state but not trained
+  (BatchNorm's ``running_mean``, ``running_var``, ``num_batches_tracked``);
+* sub-modules.
+
+``state_dict()`` maps dotted names to ndarrays (parameters and buffers, in
+registration order, as PyTorch names them), so a PyTorch ``state_dict``
+whose tensors are turned into ndarrays loads with ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..tensor import Tensor, get_default_dtype
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module owns and an optimizer updates (``requires_grad=True``)."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad: bool = True):
+        arr = np.asarray(data.data if isinstance(data, Tensor) else data)
+        if arr.dtype.kind != "f":
+            arr = arr.astype(get_default_dtype())
+        super().__init__(arr, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses assign Parameters, buffers and sub-modules in ``__init__`` and
+    define ``forward``; calling the module calls ``forward``.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # --------------------------------------------------------- registration
+    def __setattr__(self, name: str, value) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        for d in (self._parameters, self._buffers, self._modules):
+            d.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self.__dict__.get("_buffer_names", ()):
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str):
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
+        """Register ``value`` (an ndarray, or None) as non-trainable state saved in ``state_dict``."""
+        if value is not None and not isinstance(value, np.ndarray):
+            raise TypeError(f"register_buffer: {name!r} must be an ndarray or None, got {type(value).__name__}")
+        self.__dict__.setdefault("_buffer_names", set()).add(name)
+        self.__dict__.pop(name, None)
+        self._buffers[name] = value
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` (or None, for an absent optional parameter such as ``bias=False``)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        self._modules[name] = module
+
+    # ------------------------------------------------------------ traversal
+    def children(self) -> Iterator[Module]:
+        return (m for m in self._modules.values() if m is not None)
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        return (m for _, m in self.named_modules())
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        seen: set[int] = set()
+        for mod_name, m in self.named_modules(prefix):
+            for name, p in m._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, m in self.named_modules(prefix):
+            for name, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    def buffers(self) -> Iterator[np.ndarray]:
+        return (b for _, b in self.named_buffers())
+
+    # ---------------------------------------------------------------- modes
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (BatchNorm uses batch statistics, Dropout drops) on this module and all below."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Set inference mode: BatchNorm uses running statistics, Dropout is the identity."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def requires_grad_(self, flag: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad_(flag)
+        return self
+
+    # ----------------------------------------------------------- state dict
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Parameters and buffers by dotted name, as ndarray copies (PyTorch's names and order)."""
+        out: OrderedDict[str, np.ndarray] = OrderedDict()
+        for mod_name, m in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[pre + name] = p.data.copy()
+            for name, b in m._buffers.items():
+                if b is not None:
+                    out[pre + name] = np.array(b, copy=True)
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> tuple[list[str], list[str]]:
+        """Copy values from ``state_dict`` (name -> array-like) into parameters and buffers.
+
+        Values are copied in place with the target's dtype. With ``strict``
+        every key must match and every shape must agree, else ``ValueError``
+        lists the differences. Returns ``(missing_keys, unexpected_keys)``.
+        """
+        targets: dict[str, tuple[Module, str, str]] = {}
+        for mod_name, m in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    targets[pre + name] = (m, name, "param")
+            for name, b in m._buffers.items():
+                if b is not None:
+                    targets[pre + name] = (m, name, "buffer")
+        given = {k: _to_numpy(v) for k, v in state_dict.items()}
+        missing = [k for k in targets if k not in given]
+        unexpected = [k for k in given if k not in targets]
+        mismatched = []
+        for k, (m, name, kind) in targets.items():
+            if k not in given:
+                continue
+            current = m._parameters[name].data if kind == "param" else m._buffers[name]
+            if np.shape(current) != given[k].shape:
+                mismatched.append(f"{k}: checkpoint {given[k].shape} vs model {np.shape(current)}")
+        if strict and (missing or unexpected or mismatched):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected}")
+            if mismatched:
+                parts.append("shape mismatch: " + "; ".join(mismatched))
+            raise ValueError(f"load_state_dict: {type(self).__name__}: " + ", ".join(parts))
+        for k, (m, name, kind) in targets.items():
+            if k not in given or any(s.startswith(k + ":") for s in mismatched):
+                continue
+            if kind == "param":
+                dst = m._parameters[name].data
+            else:
+                dst = m._buffers[name]
+            dst[...] = given[k].astype(dst.dtype, copy=False)
+        return missing, unexpected
+
+    # ---------------------------------------------------------------- call
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        """One line of the module's settings, shown inside its ``repr``."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {child}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _to_numpy(v) -> np.ndarray:
+    """An ndarray from an ndarray, a convkit Tensor, or anything with ``.numpy()`` (a torch tensor)."""
+    if isinstance(v, np.ndarray):
+        return v
+    if isinstance(v, Tensor):
+        return v.data
+    if hasattr(v, "detach") and hasattr(v, "numpy"):
+        return v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+class Sequential(Module):
+    """Modules applied one after another; children are named ``"0"``, ``"1"``, ...
+
+    Also accepts an ``OrderedDict`` of name -> module, as PyTorch does.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                if not isinstance(m, Module):
+                    raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*mods[i])
+        return mods[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of sub-modules, registered so their parameters are found."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())

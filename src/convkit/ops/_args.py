@@ -1,0 +1,108 @@
+"""Argument normalisation shared by every primitive.
+
+User-facing arguments arrive in PyTorch's forms (an int, a per-dimension
+tuple, or a string for padding). They are converted here, once, into the
+explicit forms the primitives compute with:
+
+* ``ntuple(v, n)``: one positive int per spatial dimension;
+* padding: a tuple of ``(low, high)`` pairs, one per spatial dimension, in
+  the order of the spatial axes (D, H, W). ``low`` pads before index 0,
+  ``high`` after the last index. This is the only padding order used inside
+  convkit.
+
+Every check raises ``ValueError``/``TypeError`` that names the operation,
+the argument, what was given and what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+Pads = tuple[tuple[int, int], ...]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (int or length-``n`` sequence of ints) as an ``n``-tuple of ints >= ``minimum``."""
+    if _is_int(value):
+        out = (int(value),) * n
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 1 and n > 1:
+            value = tuple(value) * n
+        if len(value) != n or not all(_is_int(v) for v in value):
+            raise TypeError(
+                f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}"
+            )
+        out = tuple(int(v) for v in value)
+    else:
+        raise TypeError(
+            f"{op}: {name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
+        )
+    if any(v < minimum for v in out):
+        raise ValueError(f"{op}: {name} must be >= {minimum} in every dimension, got {value!r}")
+    return out
+
+
+def same_pads(kernel: Sequence[int], dilation: Sequence[int]) -> Pads:
+    """PyTorch's ``padding='same'`` split for stride 1.
+
+    The total padding along an axis is ``d*(k-1)``; the left side gets
+    ``total // 2`` and the right side the rest, so an odd total puts the
+    extra element on the right (bottom), exactly as ``torch.nn.functional.conv2d``.
+    """
+    pads = []
+    for k, d in zip(kernel, dilation):
+        total = d * (k - 1)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+def conv_pads(padding, n: int, kernel: Sequence[int], stride: Sequence[int],
+              dilation: Sequence[int], op: str) -> Pads:
+    """Normalise a convolution ``padding`` argument to ``n`` (low, high) pairs.
+
+    Accepts an int, a tuple of ``n`` ints (symmetric per axis), a tuple of
+    ``n`` (low, high) pairs, ``'valid'`` (no padding) or ``'same'`` (stride 1
+    only, as in PyTorch: output size equals input size).
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"{op}: padding='same' is only defined for stride 1 (as in PyTorch), "
+                    f"got stride={tuple(stride)}"
+                )
+            return same_pads(kernel, dilation)
+        raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
+    if (isinstance(padding, Sequence) and len(padding) == n
+            and all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding)):
+        pairs = []
+        for p in padding:
+            if len(p) != 2 or not all(_is_int(v) for v in p):
+                raise TypeError(f"{op}: padding pairs must be (low, high) ints, got {padding!r}")
+            pairs.append((int(p[0]), int(p[1])))
+        pads = tuple(pairs)
+    else:
+        sym = ntuple(padding, n, "padding", op, minimum=0)
+        pads = tuple((p, p) for p in sym)
+    if any(v < 0 for pair in pads for v in pair):
+        raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
+    return pads
+
+
+def conv_output_size(n: int, k: int, s: int, d: int, pad: tuple[int, int]) -> int:
+    """``o = floor((n + p_lo + p_hi - d*(k-1) - 1) / s) + 1``."""
+    return (n + pad[0] + pad[1] - d * (k - 1) - 1) // s + 1
+
+
+def check_ndim(shape: tuple[int, ...], expected: int, name: str, op: str, layout: str) -> None:
+    if len(shape) != expected:
+        raise ValueError(
+            f"{op}: {name} must be {expected}-D ({layout}), got shape {tuple(shape)}"
+        )

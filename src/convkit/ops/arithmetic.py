@@ -1,0 +1,234 @@
+"""Element-wise arithmetic, reductions and shape changes with their gradients.
+
+These are the primitives behind ``Tensor``'s operators. Each is a
+``forward(*arrays, **options) -> (out, saved)`` and a
+``backward(grad_out, saved, needs) -> grads`` pair, like every primitive in
+``convkit.ops``.
+
+Broadcasting: an input of shape ``s`` broadcast to the output shape gets
+the gradient summed over the broadcast axes (``unbroadcast``), the adjoint
+of broadcasting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach it from ``shape``."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+    )
+    return grad.sum(axis=axes, keepdims=True).reshape(shape) if axes else grad.reshape(shape)
+
+
+def add_forward(a, b):
+    """``out = a + b``."""
+    return a + b, (a.shape, b.shape)
+
+
+def add_backward(g, saved, needs=(True, True)):
+    sa, sb = saved
+    return (unbroadcast(g, sa) if needs[0] else None,
+            unbroadcast(g, sb) if needs[1] else None)
+
+
+def sub_forward(a, b):
+    """``out = a - b``."""
+    return a - b, (a.shape, b.shape)
+
+
+def sub_backward(g, saved, needs=(True, True)):
+    sa, sb = saved
+    return (unbroadcast(g, sa) if needs[0] else None,
+            unbroadcast(-g, sb) if needs[1] else None)
+
+
+def mul_forward(a, b):
+    """``out = a * b``; ``da = g * b``, ``db = g * a``."""
+    return a * b, (a, b)
+
+
+def mul_backward(g, saved, needs=(True, True)):
+    a, b = saved
+    return (unbroadcast(g * b, a.shape) if needs[0] else None,
+            unbroadcast(g * a, b.shape) if needs[1] else None)
+
+
+def div_forward(a, b):
+    """``out = a / b``; ``da = g / b``, ``db = -g * a / b**2``."""
+    return a / b, (a, b)
+
+
+def div_backward(g, saved, needs=(True, True)):
+    a, b = saved
+    return (unbroadcast(g / b, a.shape) if needs[0] else None,
+            unbroadcast(-g * a / (b * b), b.shape) if needs[1] else None)
+
+
+def neg_forward(a):
+    return -a, None
+
+
+def neg_backward(g, saved, needs=(True,)):
+    return (-g,)
+
+
+def pow_forward(a, *, exponent: float):
+    """``out = a ** p`` for a constant ``p``; ``da = g * p * a**(p-1)``."""
+    return a ** exponent, (a, exponent)
+
+
+def pow_backward(g, saved, needs=(True,)):
+    a, p = saved
+    return (g * p * a ** (p - 1),)
+
+
+def exp_forward(a):
+    out = np.exp(a)
+    return out, out
+
+
+def exp_backward(g, out, needs=(True,)):
+    return (g * out,)
+
+
+def log_forward(a):
+    return np.log(a), a
+
+
+def log_backward(g, a, needs=(True,)):
+    return (g / a,)
+
+
+def sqrt_forward(a):
+    out = np.sqrt(a)
+    return out, out
+
+
+def sqrt_backward(g, out, needs=(True,)):
+    return (g / (2 * out),)
+
+
+def abs_forward(a):
+    """``|a|``; the gradient at 0 is taken as 0 (``sign(0) = 0``), as in PyTorch."""
+    return np.abs(a), a
+
+
+def abs_backward(g, a, needs=(True,)):
+    return (g * np.sign(a),)
+
+
+def matmul_forward(a, b):
+    """``out = a @ b`` with NumPy's matmul broadcasting; 1-D operands are promoted."""
+    return a @ b, (a, b)
+
+
+def matmul_backward(g, saved, needs=(True, True)):
+    a, b = saved
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
+    if b.ndim == 1:
+        g2 = np.expand_dims(g2, -1)
+    da = db = None
+    if needs[0]:
+        da = g2 @ np.swapaxes(b2, -1, -2)
+        da = unbroadcast(da, a2.shape).reshape(a.shape)
+    if needs[1]:
+        db = np.swapaxes(a2, -1, -2) @ g2
+        db = unbroadcast(db, b2.shape).reshape(b.shape)
+    return da, db
+
+
+def sum_forward(a, *, axis=None, keepdims=False):
+    """``out = sum of a over axis``; the gradient is ``g`` broadcast back."""
+    return a.sum(axis=axis, keepdims=keepdims), (a.shape, axis, keepdims)
+
+
+def sum_backward(g, saved, needs=(True,)):
+    shape, axis, keepdims = saved
+    if not keepdims and axis is not None:
+        g = np.expand_dims(g, axis)
+    return (np.broadcast_to(g, shape).copy(),)
+
+
+def mean_forward(a, *, axis=None, keepdims=False):
+    """``out = mean of a over axis``; the gradient is ``g / count`` broadcast back."""
+    out = a.mean(axis=axis, keepdims=keepdims)
+    return out, (a.shape, axis, keepdims, a.size // max(out.size, 1))
+
+
+def mean_backward(g, saved, needs=(True,)):
+    shape, axis, keepdims, count = saved
+    if not keepdims and axis is not None:
+        g = np.expand_dims(g, axis)
+    return (np.broadcast_to(g / count, shape).copy(),)
+
+
+def max_forward(a, *, axis=None, keepdims=False):
+    """``out = max of a over axis``.
+
+    Ties: the gradient goes to every maximal element divided evenly among
+    them, which is PyTorch's rule for full reductions (``amax``) too.
+    """
+    out = a.max(axis=axis, keepdims=True)
+    mask = a == out
+    count = mask.sum(axis=axis, keepdims=True)
+    res = out if keepdims else (out.reshape(()) if axis is None else np.squeeze(out, axis))
+    return res, (mask, count, axis, keepdims)
+
+
+def max_backward(g, saved, needs=(True,)):
+    mask, count, axis, keepdims = saved
+    if not keepdims:
+        g = np.expand_dims(g, axis) if axis is not None else np.reshape(g, (1,) * mask.ndim)
+    return (mask * (g / count),)
+
+
+def reshape_forward(a, *, shape):
+    return a.reshape(shape), a.shape
+
+
+def reshape_backward(g, shape, needs=(True,)):
+    return (g.reshape(shape),)
+
+
+def transpose_forward(a, *, axes):
+    """Axis permutation; the gradient applies the inverse permutation."""
+    return a.transpose(axes), axes
+
+
+def transpose_backward(g, axes, needs=(True,)):
+    return (g.transpose(np.argsort(axes)),)
+
+
+def getitem_forward(a, *, index):
+    """``a[index]``; the gradient scatters ``g`` back with ``np.add.at`` (repeats add up)."""
+    return a[index], (a.shape, index)
+
+
+def getitem_backward(g, saved, needs=(True,)):
+    shape, index = saved
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, index, g)
+    return (out,)
+
+
+def where_forward(cond, a, b):
+    """``out = a where cond else b`` (``cond`` is a constant boolean array)."""
+    return np.where(cond, a, b), (cond, a.shape, b.shape)
+
+
+def where_backward(g, saved, needs=(False, True, True)):
+    cond, sa, sb = saved
+    zero = np.zeros((), dtype=g.dtype)
+    return (None,
+            unbroadcast(np.where(cond, g, zero), sa) if needs[1] else None,
+            unbroadcast(np.where(cond, zero, g), sb) if needs[2] else None)

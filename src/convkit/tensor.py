@@ -1,0 +1,368 @@
+"""``Tensor``: an ndarray, its gradient, and the node that made it.
+
+>>> import convkit
+>>> x = convkit.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+>>> y = (x * x).sum()
+>>> y.backward()
+>>> x.grad
+array([[2., 4.],
+       [6., 8.]], dtype=float32)
+
+dtype rules: Python floats and lists become the default dtype (float32,
+see ``set_default_dtype``); an ndarray keeps its dtype, so float64 data
+stays float64 (the tests run every op in float64). Integer data stays
+integer in ``tensor()``; the functional ops convert it to the default
+float dtype where they need floats.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import autograd
+from .ops import arithmetic as A
+
+_default_dtype = np.dtype(np.float32)
+
+
+def get_default_dtype() -> np.dtype:
+    """The float dtype used for new tensors and parameters (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the default float dtype (``np.float32`` or ``np.float64``)."""
+    global _default_dtype
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"set_default_dtype: dtype must be float32 or float64, got {dt}")
+    _default_dtype = dt
+
+
+def _to_array(data, dtype=None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.array(data, dtype=dtype)
+    if isinstance(data, np.ndarray):
+        return data.copy()
+    arr = np.array(data)
+    if arr.dtype.kind == "f" or arr.dtype.kind == "c":
+        arr = arr.astype(_default_dtype)
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Attributes:
+        data (np.ndarray): the values.
+        grad (np.ndarray | None): accumulated gradient of a leaf after ``backward``.
+        requires_grad (bool): whether operations on this tensor are recorded.
+    """
+
+    __array_priority__ = 1000  # so ndarray (op) Tensor defers to Tensor's reflected operator
+    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self._node: autograd.Node | None = None
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"tensor: only floating-point tensors can require grad, got dtype {self.data.dtype}"
+            )
+        self.requires_grad = bool(requires_grad)
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, node: autograd.Node | None) -> Tensor:
+        t = cls.__new__(cls)
+        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.grad = None
+        t._node = node
+        t.requires_grad = node is not None
+        return t
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def size(self, dim: int | None = None):
+        """The shape, or one of its entries (PyTorch's ``Tensor.size``)."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def numpy(self) -> np.ndarray:
+        """The values as an ndarray (shares memory, like ``torch.Tensor.numpy``)."""
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing the values, cut from the graph."""
+        return Tensor._from_op(self.data, None)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_: only leaf tensors can change requires_grad")
+        if flag and self.data.dtype.kind not in "fc":
+            raise TypeError(f"requires_grad_: dtype {self.data.dtype} is not floating point")
+        self.requires_grad = bool(flag)
+        return self
+
+    def astype(self, dtype) -> Tensor:
+        """A copy converted to ``dtype`` (gradient flows back, converted to the source dtype)."""
+        dt = np.dtype(dtype)
+        return autograd.apply(_cast_forward, _cast_backward, [self], dtype=dt)
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def backward(self, grad=None) -> None:
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
+
+        Args:
+            grad (ndarray | Tensor | None): d(loss)/d(self); may be omitted
+                for a single-element tensor (it is then 1).
+        """
+        autograd.backward(self, grad)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = f", dtype={self.dtype}" if self.dtype != _default_dtype else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"tensor({body}{extra}{grad})"
+
+    # ------------------------------------------------------------ arithmetic
+    def _binary(self, other, fwd, bwd, reverse=False):
+        other = _lift(other, self.dtype)
+        a, b = (other, self) if reverse else (self, other)
+        return autograd.apply(fwd, bwd, [a, b])
+
+    def __add__(self, o):
+        return self._binary(o, A.add_forward, A.add_backward)
+
+    def __radd__(self, o):
+        return self._binary(o, A.add_forward, A.add_backward, reverse=True)
+
+    def __sub__(self, o):
+        return self._binary(o, A.sub_forward, A.sub_backward)
+
+    def __rsub__(self, o):
+        return self._binary(o, A.sub_forward, A.sub_backward, reverse=True)
+
+    def __mul__(self, o):
+        return self._binary(o, A.mul_forward, A.mul_backward)
+
+    def __rmul__(self, o):
+        return self._binary(o, A.mul_forward, A.mul_backward, reverse=True)
+
+    def __truediv__(self, o):
+        return self._binary(o, A.div_forward, A.div_backward)
+
+    def __rtruediv__(self, o):
+        return self._binary(o, A.div_forward, A.div_backward, reverse=True)
+
+    def __matmul__(self, o):
+        return self._binary(o, A.matmul_forward, A.matmul_backward)
+
+    def __rmatmul__(self, o):
+        return self._binary(o, A.matmul_forward, A.matmul_backward, reverse=True)
+
+    def __neg__(self):
+        return autograd.apply(A.neg_forward, A.neg_backward, [self])
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, exponent):
+        if not isinstance(exponent, numbers.Real):
+            raise TypeError(f"Tensor ** : exponent must be a real number, got {type(exponent).__name__}")
+        return autograd.apply(A.pow_forward, A.pow_backward, [self], exponent=exponent)
+
+    # Comparisons give boolean tensors outside the graph.
+    def _compare(self, o, fn):
+        return Tensor._from_op(fn(self.data, o.data if isinstance(o, Tensor) else o), None)
+
+    def __eq__(self, o):  # noqa: D105 - element-wise, as in NumPy and PyTorch
+        return self._compare(o, np.equal)
+
+    def __ne__(self, o):
+        return self._compare(o, np.not_equal)
+
+    def __lt__(self, o):
+        return self._compare(o, np.less)
+
+    def __le__(self, o):
+        return self._compare(o, np.less_equal)
+
+    def __gt__(self, o):
+        return self._compare(o, np.greater)
+
+    def __ge__(self, o):
+        return self._compare(o, np.greater_equal)
+
+    __hash__ = object.__hash__
+
+    # ----------------------------------------------------- element-wise math
+    def exp(self) -> Tensor:
+        return autograd.apply(A.exp_forward, A.exp_backward, [self])
+
+    def log(self) -> Tensor:
+        return autograd.apply(A.log_forward, A.log_backward, [self])
+
+    def sqrt(self) -> Tensor:
+        return autograd.apply(A.sqrt_forward, A.sqrt_backward, [self])
+
+    def abs(self) -> Tensor:
+        return autograd.apply(A.abs_forward, A.abs_backward, [self])
+
+    def relu(self) -> Tensor:
+        from .functional import relu
+
+        return relu(self)
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim: bool = False) -> Tensor:
+        return autograd.apply(A.sum_forward, A.sum_backward, [self], axis=_axis(dim), keepdims=keepdim)
+
+    def mean(self, dim=None, keepdim: bool = False) -> Tensor:
+        return autograd.apply(A.mean_forward, A.mean_backward, [self], axis=_axis(dim), keepdims=keepdim)
+
+    def max(self, dim=None, keepdim: bool = False) -> Tensor:
+        """Maximum over ``dim`` (values only; use ``argmax`` for positions)."""
+        return autograd.apply(A.max_forward, A.max_backward, [self], axis=_axis(dim), keepdims=keepdim)
+
+    def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
+        return Tensor._from_op(np.argmax(self.data, axis=dim, keepdims=keepdim), None)
+
+    # --------------------------------------------------------------- shapes
+    def reshape(self, *shape) -> Tensor:
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return autograd.apply(A.reshape_forward, A.reshape_backward, [self], shape=tuple(shape))
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        nd = max(self.ndim, 1)
+        s, e = start_dim % nd, end_dim % nd
+        shape = self.shape[:s] + (-1,) + self.shape[e + 1:] if self.ndim else (1,)
+        return self.reshape(shape)
+
+    def permute(self, *axes) -> Tensor:
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return autograd.apply(A.transpose_forward, A.transpose_backward, [self],
+                              axes=tuple(a % self.ndim for a in axes))
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(axes)
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def __getitem__(self, index) -> Tensor:
+        index = _plain_index(index)
+        return autograd.apply(A.getitem_forward, A.getitem_backward, [self], index=index)
+
+
+def _axis(dim):
+    if dim is None or isinstance(dim, int):
+        return dim
+    return tuple(dim)
+
+
+def _plain_index(index):
+    """Replace Tensors inside an index by their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _lift(value, dtype) -> Tensor:
+    """Turn a scalar or array operand into a Tensor; Python scalars take the other operand's dtype."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, numbers.Number):
+        return Tensor._from_op(np.asarray(value, dtype=dtype if dtype.kind == "f" else None), None)
+    return Tensor._from_op(np.asarray(value), None)
+
+
+def _cast_forward(a, *, dtype):
+    return a.astype(dtype), a.dtype
+
+
+def _cast_backward(g, src_dtype, needs=(True,)):
+    return (g.astype(src_dtype),)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Create a leaf ``Tensor`` holding a copy of ``data``.
+
+    Args:
+        data: array-like (list, scalar, ndarray or Tensor).
+        requires_grad (bool): record operations for ``backward``. Default: False.
+        dtype: NumPy dtype. Default: the data's own (floats from Python lists
+            become the default dtype, float32).
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(x, *, name: str = "input", op: str = "", float_only: bool = True) -> Tensor:
+    """Accept a Tensor or array-like as a functional-op operand.
+
+    Arrays are wrapped without copying; integer and boolean data are
+    converted to the default float dtype when ``float_only``.
+    """
+    if isinstance(x, Tensor):
+        t = x
+    elif isinstance(x, (np.ndarray, numbers.Number, list, tuple)):
+        t = Tensor._from_op(np.asarray(x), None)
+    else:
+        prefix = f"{op}: " if op else ""
+        raise TypeError(f"{prefix}{name} must be a Tensor or ndarray, got {type(x).__name__}")
+    if float_only and t.data.dtype.kind not in "f":
+        t = Tensor._from_op(t.data.astype(_default_dtype), None)
+    return t
