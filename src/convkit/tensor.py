@@ -46,8 +46,8 @@ def _to_array(data, dtype=None) -> np.ndarray:
         data = data.data
     if dtype is not None:
         return np.array(data, dtype=dtype)
-    if isinstance(data, np.ndarray):
-        return data.copy()
+    if isinstance(data, (np.ndarray, np.generic)):  # NumPy arrays and scalars keep their dtype
+        return np.array(data)
     arr = np.array(data)
     if arr.dtype.kind == "f" or arr.dtype.kind == "c":
         arr = arr.astype(_default_dtype)

@@ -1,1 +1,113 @@
-__all__: list[str] = []
+"""Activations, softmax, dropout and flatten, with PyTorch's signatures.
+
+>>> import numpy as np
+>>> relu(np.array([-1.0, 0.0, 2.0])).tolist()
+[0.0, 0.0, 2.0]
+>>> softmax(np.zeros((2, 4)), dim=1).tolist()[0]
+[0.25, 0.25, 0.25, 0.25]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from ..autograd import apply
+from ..ops import activation as A
+from ..ops._args import _is_int
+from ..tensor import Tensor, as_tensor
+
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "flatten"]
+
+
+def normalize_dim(dim, ndim: int, op: str, name: str = "dim") -> int:
+    """``dim`` as an index in ``[0, max(ndim, 1))``; negative values count from the end (a 0-d input has one dim)."""
+    if not _is_int(dim):
+        raise TypeError(f"{op}: {name} must be an int, got {type(dim).__name__} {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(
+            f"{op}: {name}={dim} is out of range for an input with {ndim} dimensions "
+            f"(expected {-n} to {n - 1})"
+        )
+    return dim % n
+
+
+def relu(input) -> Tensor:
+    """``max(x, 0)`` element-wise; the gradient at 0 is 0."""
+    return apply(A.relu_forward, A.relu_backward, [as_tensor(input, op="relu")])
+
+
+def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
+    """``x`` where ``x > 0``, else ``negative_slope * x`` (any real slope, negative ones included)."""
+    x = as_tensor(input, op="leaky_relu")
+    if not isinstance(negative_slope, numbers.Real):
+        raise TypeError(
+            f"leaky_relu: negative_slope must be a real number, got {type(negative_slope).__name__} "
+            f"{negative_slope!r}"
+        )
+    return apply(A.leaky_relu_forward, A.leaky_relu_backward, [x], negative_slope=float(negative_slope))
+
+
+def sigmoid(input) -> Tensor:
+    """``1 / (1 + exp(-x))`` element-wise, without overflow for large ``|x|``."""
+    return apply(A.sigmoid_forward, A.sigmoid_backward, [as_tensor(input, op="sigmoid")])
+
+
+def tanh(input) -> Tensor:
+    """``tanh(x)`` element-wise."""
+    return apply(A.tanh_forward, A.tanh_backward, [as_tensor(input, op="tanh")])
+
+
+def _along_dim(input, dim, op: str, forward, backward) -> Tensor:
+    """Apply a normalisation along ``dim``; a 0-d input is treated as one element."""
+    x = as_tensor(input, op=op)
+    axis = normalize_dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        return apply(forward, backward, [x.reshape(1)], axis=0).reshape(())
+    return apply(forward, backward, [x], axis=axis)
+
+
+def softmax(input, dim: int) -> Tensor:
+    """``exp(x_i) / sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits)."""
+    return _along_dim(input, dim, "softmax", A.softmax_forward, A.softmax_backward)
+
+
+def log_softmax(input, dim: int) -> Tensor:
+    """``x_i - log sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits)."""
+    return _along_dim(input, dim, "log_softmax", A.log_softmax_forward, A.log_softmax_backward)
+
+
+def dropout(input, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the kept ones by ``1 / (1 - p)``.
+
+    The mask comes from convkit's generator (``convkit.manual_seed``).
+    When ``training`` is False, or ``p == 0``, the input Tensor is returned
+    unchanged, as in PyTorch; ``p == 1`` gives zeros.
+    """
+    x = as_tensor(input, op="dropout")
+    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    if not training or p == 0:
+        return x
+    return apply(A.dropout_forward, A.dropout_backward, [x], p=float(p))
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge axes ``start_dim..end_dim`` (inclusive) into one, as ``torch.flatten``; a 0-d input becomes ``(1,)``.
+
+    >>> import numpy as np
+    >>> flatten(np.zeros((2, 3, 4, 5)), 1).shape
+    (2, 60)
+    """
+    x = as_tensor(input, op="flatten")
+    start = normalize_dim(start_dim, x.ndim, "flatten", "start_dim")
+    end = normalize_dim(end_dim, x.ndim, "flatten", "end_dim")
+    if start > end:
+        raise ValueError(
+            f"flatten: start_dim={start_dim} comes after end_dim={end_dim} "
+            f"for an input with {x.ndim} dimensions"
+        )
+    if x.ndim == 0:
+        return x.reshape(1)
+    return x.reshape(x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:])

@@ -143,9 +143,13 @@ class Module:
         """Set inference mode: BatchNorm uses running statistics, Dropout is the identity."""
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear parameter gradients: set them to None (default) or fill them with zeros in place."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad[...] = 0
 
     def requires_grad_(self, flag: bool = True) -> Module:
         for p in self.parameters():
@@ -169,9 +173,11 @@ class Module:
     def load_state_dict(self, state_dict, strict: bool = True) -> tuple[list[str], list[str]]:
         """Copy values from ``state_dict`` (name -> array-like) into parameters and buffers.
 
-        Values are copied in place with the target's dtype. With ``strict``
-        every key must match and every shape must agree, else ``ValueError``
-        lists the differences. Returns ``(missing_keys, unexpected_keys)``.
+        Values are copied in place with the target's dtype. Shapes must
+        agree, and with ``strict`` every key must match too, else
+        ``ValueError`` lists the differences before anything is copied (as
+        in PyTorch, a shape mismatch is an error even when not ``strict``).
+        Returns ``(missing_keys, unexpected_keys)``.
         """
         targets: dict[str, tuple[Module, str, str]] = {}
         for mod_name, m in self.named_modules():
@@ -192,17 +198,17 @@ class Module:
             current = m._parameters[name].data if kind == "param" else m._buffers[name]
             if np.shape(current) != given[k].shape:
                 mismatched.append(f"{k}: checkpoint {given[k].shape} vs model {np.shape(current)}")
-        if strict and (missing or unexpected or mismatched):
+        if mismatched or (strict and (missing or unexpected)):
             parts = []
-            if missing:
+            if missing and strict:
                 parts.append(f"missing keys {missing}")
-            if unexpected:
+            if unexpected and strict:
                 parts.append(f"unexpected keys {unexpected}")
             if mismatched:
                 parts.append("shape mismatch: " + "; ".join(mismatched))
             raise ValueError(f"load_state_dict: {type(self).__name__}: " + ", ".join(parts))
         for k, (m, name, kind) in targets.items():
-            if k not in given or any(s.startswith(k + ":") for s in mismatched):
+            if k not in given:
                 continue
             if kind == "param":
                 dst = m._parameters[name].data
@@ -267,10 +273,9 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
-        mods = list(self._modules.values())
-        if isinstance(i, slice):
-            return Sequential(*mods[i])
-        return mods[i]
+        if isinstance(i, slice):  # keeps the children's names, as PyTorch does
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
+        return list(self._modules.values())[i]
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -296,7 +301,8 @@ class ModuleList(Module):
         return self
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        mods = list(self._modules.values())
+        return ModuleList(mods[i]) if isinstance(i, slice) else mods[i]
 
     def __len__(self) -> int:
         return len(self._modules)
