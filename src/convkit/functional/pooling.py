@@ -151,6 +151,11 @@ def _avg_pool(nsp, op, input, kernel_size, stride, padding, ceil_mode, count_inc
     x, batched = _pool_input(input, nsp, op)
     kernel, stride, padding, _ = _window_args(nsp, op, kernel_size, stride, padding)
     divisor_override = _check_divisor(divisor_override, op)
+    if nsp == 3 and any(n < k for n, k in zip(x.shape[2:], kernel)):
+        raise ValueError(
+            f"{op}: input spatial size {x.shape[2:]} is smaller than kernel_size {kernel} "
+            f"(PyTorch's avg_pool3d requires input >= kernel along every axis, padding notwithstanding)"
+        )
     _output_shape(op, x.shape[2:], kernel, stride, padding, (1,) * nsp, bool(ceil_mode))
     y = apply(P.avg_pool_forward, P.avg_pool_backward, [x], kernel=kernel, stride=stride, padding=padding,
               ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),

@@ -10,10 +10,10 @@ when ``o > n`` several windows share a start. Shapes: ``x (N, C, *n)`` ->
 ``y (N, C, *o)``.
 
 Both pools are separable over the spatial axes, so every axis is reduced on
-its own by a "ragged" window reduction. Windows of equal length ``L`` (at
-most three lengths occur) are gathered together with one ``np.take`` of an
-index block ``start_i + [0, L)``, giving an array with an extra window axis
-that is then reduced:
+its own by a "ragged" window reduction: one ``np.take`` gathers every
+window's elements into a block with an extra window axis of the largest
+window length (shorter windows repeat their last element, masked out), which
+is then reduced:
 
 * average: the box sum factorises and the divisor is the product of the
   per-axis lengths. The adjoint of one axis sends ``g[i] / len_i`` to every
@@ -46,26 +46,26 @@ def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
     return values.reshape(shape)
 
 
-def _groups(start: np.ndarray, stop: np.ndarray):
-    """Windows ``[start_i, stop_i)`` grouped by length: yields ``(sel, positions (len(sel), L))``."""
+def _window_block(a: np.ndarray, axis: int, start: np.ndarray, stop: np.ndarray):
+    """Every window ``[start_i, stop_i)`` of ``a`` along ``axis``, gathered at once.
+
+    Returns ``block`` with the window index ``i`` on ``axis`` and the offset
+    ``m`` in the window on ``axis + 1`` (``block[..., i, m, ...] =
+    a[..., start_i + m, ...]``), and ``inside`` (``i``, ``m``): whether offset
+    ``m`` is part of window ``i`` (shorter windows repeat their last element).
+    """
     length = stop - start
-    for size in np.unique(length[length > 0]):
-        sel = np.flatnonzero(length == size)
-        yield sel, start[sel, None] + np.arange(size)
-
-
-def _at(axis: int, sel) -> tuple:
-    return (slice(None),) * axis + (sel,)
+    offsets = np.arange(length.max(initial=1))     # at least one offset, also for zero windows
+    inside = offsets < length[:, None]
+    positions = np.minimum(start[:, None] + offsets, a.shape[axis] - 1)
+    return np.take(a, positions, axis=axis), inside
 
 
 def _ragged_sum(a: np.ndarray, axis: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """``out[..., i, ...] = sum_{start_i <= j < stop_i} a[..., j, ...]`` along ``axis``."""
-    shape = list(a.shape)
-    shape[axis] = start.size
-    out = np.zeros(shape, dtype=a.dtype)
-    for sel, positions in _groups(start, stop):
-        out[_at(axis, sel)] = np.take(a, positions, axis=axis).sum(axis=axis + 1)
-    return out
+    block, inside = _window_block(a, axis, start, stop)
+    mask = inside.reshape(inside.shape + (1,) * (a.ndim - axis - 1))
+    return np.where(mask, block, a.dtype.type(0)).sum(axis=axis + 1)
 
 
 def adaptive_avg_pool_forward(x, *, output_size):
@@ -99,22 +99,19 @@ def adaptive_avg_pool_backward(g, saved, needs=(True,)):
 def _winners(values: np.ndarray, axis: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """Position along ``axis`` of each window's selected element, by PyTorch's scan rule.
 
-    Each group's block is scanned over the window offset ``m``:
-    ``take if v > best or isnan(v)``.
+    The window block is scanned over the offset ``m``:
+    ``take if m is inside the window and (v > best or isnan(v))``.
     """
-    shape = list(values.shape)
-    shape[axis] = start.size
-    pos = np.empty(shape, dtype=np.intp)
-    for sel, positions in _groups(start, stop):
-        block = np.moveaxis(np.take(values, positions, axis=axis), axis + 1, 0)   # (L, ..., g, ...)
-        best = block[0].copy()
-        arg = np.zeros(best.shape, dtype=np.intp)
-        for m in range(1, positions.shape[1]):
-            take = (block[m] > best) | np.isnan(block[m])
-            np.copyto(best, block[m], where=take)
-            np.copyto(arg, m, where=take)
-        pos[_at(axis, sel)] = arg + _along(positions[:, 0], axis, values.ndim)
-    return pos
+    block, inside = _window_block(values, axis, start, stop)
+    block = np.moveaxis(block, axis + 1, 0)                  # (L, ..., o, ...)
+    inside = inside.T.reshape((inside.shape[1],) + _along(start, axis, values.ndim).shape)
+    best = block[0].copy()
+    arg = np.zeros(best.shape, dtype=np.min_scalar_type(len(block) - 1))
+    for m in range(1, len(block)):
+        take = inside[m] & ((block[m] > best) | np.isnan(block[m]))
+        np.copyto(best, block[m], where=take)
+        np.copyto(arg, m, where=take)
+    return arg + _along(start, axis, values.ndim)
 
 
 def adaptive_max_pool_forward(x, *, output_size):

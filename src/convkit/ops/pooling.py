@@ -18,7 +18,9 @@ reach past ``n + p`` (the "overhang"), which is padded the same way but, for
 the average, never counted in the divisor.
 
 The windows are the strided view of ``ops.windows.windows`` over the padded
-input; backward passes go through its adjoint ``ops.windows.fold`` and
+input. Average backward goes through its adjoint ``ops.windows.fold``; max
+backward adds the gradient into one strided slice per kernel offset (the
+windows whose maximum sits at that offset). Both crop the padding with
 ``ops.padding.pad_backward``. Loops run over kernel offsets only.
 """
 
@@ -213,9 +215,10 @@ def max_unpool_forward(x, indices, *, output_size):
     """Place every value at its index in a zero plane of ``output_size``.
 
     ``y[n, c, :] = 0``, then ``y[n, c, indices[n, c, i]] = x[n, c, i]`` for every
-    ``i`` (flat indices into the output plane; with repeated indices the last
-    write wins, as PyTorch's CPU loop). Shapes: ``x, indices (N, C, *m)`` ->
-    ``y (N, C, *output_size)``.
+    ``i`` (flat indices into the output plane). A repeated index keeps one of
+    its values; indices from max pooling repeat only where overlapping
+    windows share a maximum, so the values agree. Shapes:
+    ``x, indices (N, C, *m)`` -> ``y (N, C, *output_size)``.
     """
     n, c = x.shape[:2]
     flat_idx = indices.reshape(n, c, -1)
@@ -225,7 +228,12 @@ def max_unpool_forward(x, indices, *, output_size):
 
 
 def max_unpool_backward(g, saved, needs=(True, False)):
-    """``dx[n, c, i] = g[n, c, indices[n, c, i]]`` (a gather); the indices get no gradient."""
+    """``dx[n, c, i] = g[n, c, indices[n, c, i]]`` (a gather); the indices get no gradient.
+
+    As in PyTorch, a repeated index (overlapping pooling windows that share a
+    maximum) sends ``g`` to every input carrying it, although only one of
+    them reached the output.
+    """
     flat_idx, shape = saved
     gx = np.take_along_axis(g.reshape(shape[0], shape[1], -1), flat_idx, axis=2).reshape(shape)
     return gx, None
