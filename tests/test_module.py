@@ -290,3 +290,24 @@ def test_misuse_raises():
         m.register_buffer("buf", [1.0])
     with pytest.raises(TypeError, match="'w' must be a Parameter"):
         m.register_parameter("w", np.ones(1))
+
+
+def test_assigning_a_non_parameter_to_a_parameter_name_raises_like_torch():
+    lin = torch.nn.Linear(2, 2)
+    with pytest.raises(TypeError):
+        lin.weight = torch.zeros(2, 2)
+    m = convkit.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="cannot assign ndarray as parameter 'weight'"):
+        m.weight = np.zeros((2, 2))
+    m.bias = None  # allowed: an absent optional parameter
+    assert [n for n, _ in m.named_parameters()] == ["weight"]
+
+
+def test_shared_submodule_is_listed_once():
+    shared = convkit.nn.Linear(2, 2)
+    seq = convkit.nn.Sequential(shared, convkit.nn.ReLU(), shared)
+    assert len(list(seq.modules())) == 3
+    assert len(list(seq.parameters())) == 2
+    theirs_shared = torch.nn.Linear(2, 2)
+    theirs = torch.nn.Sequential(theirs_shared, torch.nn.ReLU(), theirs_shared)
+    assert list(seq.state_dict()) == list(theirs.state_dict())

@@ -207,6 +207,12 @@ class Tensor:
     def __rmatmul__(self, o):
         return self._binary(o, A.matmul_forward, A.matmul_backward, reverse=True)
 
+    def __rpow__(self, base):
+        """``base ** self`` for a constant ``base > 0``: ``exp(self * log(base))``."""
+        if not isinstance(base, numbers.Real) or base <= 0:
+            raise TypeError(f"number ** Tensor: base must be a positive real number, got {base!r}")
+        return (self * float(np.log(base))).exp()
+
     def __neg__(self):
         return autograd.apply(A.neg_forward, A.neg_backward, [self])
 
@@ -282,10 +288,10 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        nd = max(self.ndim, 1)
-        s, e = start_dim % nd, end_dim % nd
-        shape = self.shape[:s] + (-1,) + self.shape[e + 1:] if self.ndim else (1,)
-        return self.reshape(shape)
+        """Merge axes ``start_dim..end_dim`` into one (``torch.flatten``)."""
+        from .functional import flatten
+
+        return flatten(self, start_dim, end_dim)
 
     def permute(self, *axes) -> Tensor:
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes

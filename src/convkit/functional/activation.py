@@ -14,23 +14,10 @@ import numbers
 
 from ..autograd import apply
 from ..ops import activation as A
-from ..ops._args import _is_int
+from ..ops._args import normalize_dim
 from ..tensor import Tensor, as_tensor
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "flatten"]
-
-
-def normalize_dim(dim, ndim: int, op: str, name: str = "dim") -> int:
-    """``dim`` as an index in ``[0, max(ndim, 1))``; negative values count from the end (a 0-d input has one dim)."""
-    if not _is_int(dim):
-        raise TypeError(f"{op}: {name} must be an int, got {type(dim).__name__} {dim!r}")
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise ValueError(
-            f"{op}: {name}={dim} is out of range for an input with {ndim} dimensions "
-            f"(expected {-n} to {n - 1})"
-        )
-    return dim % n
 
 
 def relu(input) -> Tensor:

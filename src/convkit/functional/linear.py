@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from ..autograd import apply
 from ..ops import linear as L
+from ..ops._args import check_same_dtype
 from ..tensor import Tensor, as_tensor
 
 __all__ = ["linear"]
-
-
-def check_same_dtype(op: str, **tensors: Tensor | None) -> None:
-    """Raise ``TypeError`` when the given (non-None) tensors do not share one dtype, naming both."""
-    named = [(name, t) for name, t in tensors.items() if t is not None]
-    first_name, first = named[0]
-    for name, t in named[1:]:
-        if t.dtype != first.dtype:
-            raise TypeError(
-                f"{op}: {name} has dtype {t.dtype} but {first_name} has dtype {first.dtype}; "
-                f"convert one of them (e.g. .float() or .double())"
-            )
 
 
 def linear(input, weight, bias=None) -> Tensor:

@@ -17,9 +17,8 @@ import numbers
 
 from ..autograd import apply
 from ..ops import loss as L
-from ..ops._args import _is_int
+from ..ops._args import check_same_dtype, is_int
 from ..tensor import Tensor, as_tensor
-from .linear import check_same_dtype
 
 __all__ = ["mse_loss", "nll_loss", "cross_entropy"]
 
@@ -51,7 +50,7 @@ def _class_weight(op: str, weight, x: Tensor, num_classes: int) -> Tensor | None
 
 def _check_class_indices(op: str, x: Tensor, t: Tensor, num_classes: int, ignore_index) -> None:
     """Target shape is the input's without the class axis; values are classes or ``ignore_index``."""
-    if not _is_int(ignore_index):
+    if not is_int(ignore_index):
         raise TypeError(f"{op}: ignore_index must be an int, got {type(ignore_index).__name__} {ignore_index!r}")
     expected = () if x.ndim == 1 else x.shape[:1] + x.shape[2:]
     if t.shape != expected:

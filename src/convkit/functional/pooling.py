@@ -30,7 +30,7 @@ import numpy as np
 from ..autograd import apply, apply_with_saved
 from ..ops import adaptive_pooling as AP
 from ..ops import pooling as P
-from ..ops._args import _is_int, ntuple
+from ..ops._args import is_int, ntuple
 from ..tensor import Tensor, as_tensor
 
 __all__ = [
@@ -137,7 +137,7 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def _check_divisor(divisor_override, op: str):
     if divisor_override is None:
         return None
-    if not _is_int(divisor_override):
+    if not is_int(divisor_override):
         raise TypeError(
             f"{op}: divisor_override must be an int or None, got "
             f"{type(divisor_override).__name__} {divisor_override!r}"
@@ -207,7 +207,7 @@ def _unpool_shape(op, spatial, kernel, stride, padding, output_size) -> tuple[in
     if output_size is None:
         size = default
     else:
-        if not isinstance(output_size, (tuple, list)) or not all(_is_int(v) for v in output_size):
+        if not isinstance(output_size, (tuple, list)) or not all(is_int(v) for v in output_size):
             raise TypeError(f"{op}: output_size must be a tuple of ints, got {output_size!r}")
         size = tuple(output_size[2:] if len(output_size) == nsp + 2 else output_size)
         if len(size) != nsp:
@@ -292,9 +292,9 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
 def _adaptive_shape(output_size, spatial, op: str) -> tuple[int, ...]:
     """Target size per axis: an int for all axes, or a tuple whose ``None`` entries keep the input size."""
     nsp = len(spatial)
-    sizes = (output_size,) * nsp if _is_int(output_size) else output_size
+    sizes = (output_size,) * nsp if is_int(output_size) else output_size
     if (not isinstance(sizes, (tuple, list)) or len(sizes) != nsp
-            or not all(v is None or _is_int(v) for v in sizes)):
+            or not all(v is None or is_int(v) for v in sizes)):
         raise TypeError(
             f"{op}: output_size must be an int or a tuple of {nsp} ints or None, got {output_size!r}"
         )

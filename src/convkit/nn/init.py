@@ -61,12 +61,16 @@ def _fans(arr: np.ndarray) -> tuple[int, int]:
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0):
     arr = _array(tensor)
+    if arr.size == 0:
+        return tensor
     arr[...] = generator().uniform(a, b, arr.shape)
     return tensor
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
     arr = _array(tensor)
+    if arr.size == 0:
+        return tensor
     arr[...] = generator().normal(mean, std, arr.shape)
     return tensor
 
@@ -93,12 +97,16 @@ def _fan(arr, mode):
 
 def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
     arr = _array(tensor)
+    if arr.size == 0:  # nothing to fill (and a zero fan), as in PyTorch
+        return tensor
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(arr, mode))
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_normal_(tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
     arr = _array(tensor)
+    if arr.size == 0:  # nothing to fill (and a zero fan), as in PyTorch
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(arr, mode))
     return normal_(tensor, 0.0, std)
 

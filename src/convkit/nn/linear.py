@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..ops._args import _is_int
+from ..ops._args import is_int
 from ..tensor import get_default_dtype
 from . import init
 from .module import Module, Parameter
@@ -46,7 +46,7 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=None):
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"Linear: {name} must be a positive int, got {value!r}")
         dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
         if dtype.kind != "f":

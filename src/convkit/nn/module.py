@@ -54,6 +54,14 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        if name in self._parameters and not isinstance(value, Parameter):
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}: cannot assign {type(value).__name__} as parameter {name!r} "
+                    f"(a Parameter or None expected)"
+                )
+            self._parameters[name] = None
+            return
         for d in (self._parameters, self._buffers, self._modules):
             d.pop(name, None)
         if isinstance(value, Parameter):
@@ -103,11 +111,23 @@ class Module:
     def children(self) -> Iterator[Module]:
         return (m for m in self._modules.values() if m is not None)
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True,
+                      _seen: set[int] | None = None) -> Iterator[tuple[str, Module]]:
+        """This module and every sub-module, depth first.
+
+        A module reachable by several names is listed once, under its first
+        name, unless ``remove_duplicate=False`` (what ``state_dict`` uses, so
+        its keys are PyTorch's).
+        """
+        seen = set() if _seen is None else _seen
+        if remove_duplicate:
+            if id(self) in seen:
+                return
+            seen.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name, remove_duplicate, seen)
 
     def modules(self) -> Iterator[Module]:
         return (m for _, m in self.named_modules())
@@ -160,7 +180,7 @@ class Module:
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Parameters and buffers by dotted name, as ndarray copies (PyTorch's names and order)."""
         out: OrderedDict[str, np.ndarray] = OrderedDict()
-        for mod_name, m in self.named_modules():
+        for mod_name, m in self.named_modules(remove_duplicate=False):
             pre = f"{mod_name}." if mod_name else ""
             for name, p in m._parameters.items():
                 if p is not None:
@@ -180,7 +200,7 @@ class Module:
         Returns ``(missing_keys, unexpected_keys)``.
         """
         targets: dict[str, tuple[Module, str, str]] = {}
-        for mod_name, m in self.named_modules():
+        for mod_name, m in self.named_modules(remove_duplicate=False):
             pre = f"{mod_name}." if mod_name else ""
             for name, p in m._parameters.items():
                 if p is not None:

@@ -22,18 +22,19 @@ from collections.abc import Sequence
 Pads = tuple[tuple[int, int], ...]
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
+    """True for Python and NumPy integers, False for bools (which are ints to Python)."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int, ...]:
     """``value`` (int or length-``n`` sequence of ints) as an ``n``-tuple of ints >= ``minimum``."""
-    if _is_int(value):
+    if is_int(value):
         out = (int(value),) * n
     elif isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) == 1 and n > 1:
             value = tuple(value) * n
-        if len(value) != n or not all(_is_int(v) for v in value):
+        if len(value) != n or not all(is_int(v) for v in value):
             raise TypeError(
                 f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}"
             )
@@ -84,7 +85,7 @@ def conv_pads(padding, n: int, kernel: Sequence[int], stride: Sequence[int],
             and all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding)):
         pairs = []
         for p in padding:
-            if len(p) != 2 or not all(_is_int(v) for v in p):
+            if len(p) != 2 or not all(is_int(v) for v in p):
                 raise TypeError(f"{op}: padding pairs must be (low, high) ints, got {padding!r}")
             pairs.append((int(p[0]), int(p[1])))
         pads = tuple(pairs)
@@ -106,3 +107,28 @@ def check_ndim(shape: tuple[int, ...], expected: int, name: str, op: str, layout
         raise ValueError(
             f"{op}: {name} must be {expected}-D ({layout}), got shape {tuple(shape)}"
         )
+
+
+def normalize_dim(dim, ndim: int, op: str, name: str = "dim") -> int:
+    """``dim`` as an index in ``[0, max(ndim, 1))``; negative values count from the end (a 0-d input has one dim)."""
+    if not is_int(dim):
+        raise TypeError(f"{op}: {name} must be an int, got {type(dim).__name__} {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(
+            f"{op}: {name}={dim} is out of range for an input with {ndim} dimensions "
+            f"(expected {-n} to {n - 1})"
+        )
+    return dim % n
+
+
+def check_same_dtype(op: str, **arrays) -> None:
+    """Raise ``TypeError`` when the given (non-None) arrays or Tensors do not share one dtype, naming both."""
+    named = [(name, a) for name, a in arrays.items() if a is not None]
+    first_name, first = named[0]
+    for name, a in named[1:]:
+        if a.dtype != first.dtype:
+            raise TypeError(
+                f"{op}: {name} has dtype {a.dtype} but {first_name} has dtype {first.dtype}; "
+                f"convert one of them (e.g. .float() or .double())"
+            )

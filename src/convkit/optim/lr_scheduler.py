@@ -32,6 +32,7 @@ import copy
 import math
 import numbers
 
+from ..ops._args import is_int
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
@@ -57,7 +58,7 @@ class LRScheduler:
         name = type(self).__name__
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{name}: optimizer must be an Optimizer, got {type(optimizer).__name__}")
-        if not _is_int(last_epoch) or last_epoch < -1:
+        if not is_int(last_epoch) or last_epoch < -1:
             raise ValueError(f"{name}: last_epoch must be an int >= -1, got {last_epoch!r}")
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
@@ -146,7 +147,7 @@ class MultiStepLR(LRScheduler):
         if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
             raise TypeError(f"MultiStepLR: milestones must be an iterable of ints, got {milestones!r}")
         milestones = list(milestones)
-        if not all(_is_int(m) for m in milestones):
+        if not all(is_int(m) for m in milestones):
             raise TypeError(f"MultiStepLR: milestones must be ints, got {milestones!r}")
         _check_real("MultiStepLR", "gamma", gamma)
         self.milestones = sorted(int(m) for m in milestones)
@@ -370,12 +371,8 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def _check_int(owner: str, name: str, value, *, minimum: int) -> None:
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
