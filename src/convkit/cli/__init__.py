@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("train", "summary", "symmetry")
+SUBCOMMANDS = ("train", "summary", "symmetry", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,5 @@
+"""``convkit explain``: being written."""
+
+
+def register(subparsers) -> None:
+    """Add the sub-command (not yet written)."""
