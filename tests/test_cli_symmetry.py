@@ -1,0 +1,90 @@
+"""``convkit symmetry MODEL --group ... --input CxHxW``: the report on the command line."""
+
+import numpy as np
+import pytest
+
+import convkit
+import convkit.models
+import convkit.nn as nn
+from convkit.cli import main
+
+
+def test_lenet5_under_flips(capsys):
+    assert main(["symmetry", "lenet5", "--group", "flips", "--input", "1x28x28"]) == 0
+    out = capsys.readouterr().out
+    assert "Sequential under Flips (4 elements), input 1x1x28x28 float64, seed 0, tolerance 1e-10" in out
+    assert "layer 0 (Conv2d(1->6, k=5, p=2)): kernel not symmetric under the rotations/flips" in out
+    assert "verdict: invariance fails under Flips: first broken at layer 0" in out
+
+
+def test_spec_string_under_shifts(capsys):
+    assert main(["symmetry", "conv3-4p1 pool2 flatten fc3", "--input", "1x8x8", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "under Shifts(8, 8) (64 elements), input 1x1x8x8 float64, seed 2" in out
+    assert "zero padding (1, 1) along H at the borders" in out
+    assert "MaxPool2d(k=2, s=2)" in out and "Flatten()" in out
+
+
+def test_a_symmetric_model_passes(monkeypatch, capsys):
+    def build(model, input_size, num_classes):
+        assert (model, input_size, num_classes) == ("circular", (2, 6, 6), 10)
+        assert convkit.get_default_dtype() == np.float32
+        return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(),
+                             nn.GlobalAvgPool2d(flatten=True), nn.Linear(4, 10))
+
+    monkeypatch.setattr(convkit.models, "build", build)
+    assert main(["symmetry", "circular", "--input", "2x6x6", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "input 1x2x6x6 float32" in out and "tolerance 1e-04" in out
+    assert "verdict: the model is invariant under Shifts(6, 6)" in out
+    assert convkit.get_default_dtype() == np.float32
+
+
+def test_default_dtype_is_restored(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(convkit.models, "build",
+                        lambda model, input_size, num_classes: seen.append(convkit.get_default_dtype())
+                        or nn.Sequential(nn.ReLU()))
+    assert main(["symmetry", "relu", "--group", "d4", "--input", "1x4x4"]) == 0
+    assert seen == [np.float64] and convkit.get_default_dtype() == np.float32
+    assert "verdict: the model is equivariant under D4" in capsys.readouterr().out
+
+
+def test_unknown_model_is_a_usage_error(capsys):
+    assert main(["symmetry", "lenet7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convkit symmetry: build: unknown model 'lenet7'; built-in models are lenet5")
+    assert "Traceback" not in err
+
+
+def test_model_that_is_not_a_chain_fails_with_one_line(monkeypatch, capsys):
+    class Residual(nn.Module):
+        def forward(self, x):
+            return x + x
+
+    monkeypatch.setattr(convkit.models, "build", lambda model, input_size, num_classes: Residual())
+    assert main(["symmetry", "residual", "--input", "1x4x4"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("convkit symmetry: report: model must be an nn.Sequential") and err.count("\n") == 1
+
+
+def test_rotations_of_a_non_square_input_fail(capsys):
+    assert main(["symmetry", "conv3-2p1", "--group", "c4", "--input", "1x6x8"]) == 1
+    assert "quarter turn needs a square map, but the input has a 6x8 map" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--input", "28x28"], "expected CxHxW with positive integers, like 1x28x28; got '28x28'"),
+    (["--input", "1x0x28"], "got '1x0x28'"),
+    (["--group", "c8"], "invalid choice: 'c8'"),
+])
+def test_bad_arguments_exit_with_usage(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["symmetry", "lenet5", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_negative_seed_is_a_usage_error(capsys):
+    assert main(["symmetry", "lenet5", "--seed", "-1"]) == 2
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
