@@ -1,5 +1,106 @@
-"""``convkit summary``: being written."""
+"""``convkit summary``: a model's per-layer shapes, parameters, MACs, memory and receptive fields.
+
+The numbers come from ``convkit.analysis.summary``: computed from the layer
+settings, without running the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+_EPILOG = """\
+examples:
+  convkit summary lenet5 --input 1x28x28
+  convkit summary vgg16 --input 3x224x224 --format markdown
+  convkit summary "conv3-10 pool2 conv3-10 pool2 flatten fc3" --input 1x28x28 --format json
+  convkit summary my_nets.py:make_net --input 3x32x32
+
+MODEL as FILE.py:FACTORY imports FILE.py, which runs the code in it, and
+calls FACTORY() with no arguments for the model: use it on your own files.
+"""
 
 
 def register(subparsers) -> None:
-    """Add the sub-command (not yet written)."""
+    """Add ``convkit summary MODEL [--input CxHxW] [--format ...] [--num-classes N]``."""
+    parser = subparsers.add_parser(
+        "summary", help="per-layer shapes, parameters, MACs, memory and receptive fields of a model",
+        description="Print a model's per-layer output shapes, parameters, MACs, activation memory and "
+                    "receptive fields, computed from the layer settings without running the model.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL",
+                        help="a built-in model (lenet5, convnet, vgg11, vgg13, vgg16, vgg19, vgg11_bn ... "
+                             "vgg19_bn), a spec string such as 'conv3-10 pool2 flatten fc10', or "
+                             "FILE.py:FACTORY (imports FILE.py, running its code, and calls FACTORY())")
+    parser.add_argument("--input", default="1x28x28", metavar="CxHxW",
+                        help="one sample's shape without the batch axis, e.g. 3x224x224 (default: 1x28x28)")
+    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table",
+                        help="output format (default: table)")
+    parser.add_argument("--num-classes", type=int, default=10, metavar="N",
+                        help="outputs of a built-in model (default: 10)")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Print the summary in the chosen format; one line on stderr and exit code 2 on a bad argument."""
+    from ..analysis import summary
+
+    try:
+        input_size = parse_size(args.input)
+        model = load_model(args.model, input_size, args.num_classes)
+        result = summary(model, input_size)
+    except (ValueError, TypeError) as err:
+        print(f"convkit summary: error: {err}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(result.to_json())
+    elif args.format == "markdown":
+        print(result.to_markdown())
+    else:
+        print(result)
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    """``'3x224x224'`` -> ``(3, 224, 224)``; ValueError unless every part is a positive int."""
+    parts = text.lower().split("x")
+    if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--input must be positive sizes joined by 'x', such as 3x224x224, got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def load_model(model: str, input_size: tuple[int, ...], num_classes: int):
+    """A built-in model or spec string (``convkit.models.build``), or ``FILE.py:FACTORY()``."""
+    path, sep, factory = model.rpartition(":")
+    if sep and path.endswith(".py"):
+        return _from_file(Path(path), factory)
+    from ..models import build
+
+    return build(model, input_size=input_size, num_classes=num_classes)
+
+
+def _from_file(path: Path, factory: str):
+    from ..nn import Module
+
+    if not path.is_file():
+        raise ValueError(f"MODEL {path}:{factory}: no such file {str(path)!r}")
+    if not factory.isidentifier():
+        raise ValueError(f"MODEL {path}:{factory}: after the ':' comes the name of a function in the file, "
+                         f"got {factory!r}")
+    spec = importlib.util.spec_from_file_location(f"convkit_summary_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        build = getattr(module, factory, None)
+        if not callable(build):
+            raise ValueError(f"{path} defines no function {factory}()")
+        model = build()
+    except Exception as err:  # the user's own code: report it in one line, whatever it raised
+        raise ValueError(f"MODEL {path}:{factory}: {type(err).__name__}: {err}") from None
+    if not isinstance(model, Module):
+        raise ValueError(f"MODEL {path}:{factory}: {factory}() returned {type(model).__name__}, "
+                         f"not a convkit.nn.Module")
+    return model
