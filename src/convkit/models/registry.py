@@ -1,0 +1,114 @@
+"""Models by name or spec string: ``build("lenet5")``, ``build("conv3-10 pool2 flatten fc10")``.
+
+>>> build("lenet5")[0]
+Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))
+>>> build("C3-8 gap fc5", input_size=(3, 16, 16))[-1]
+Linear(in_features=8, out_features=5, bias=True)
+>>> available()[0]
+'lenet5: LeNet-5 (1998 layout, ReLU, max pooling), 61,706 parameters, 28x28 input'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from .. import nn
+from ..ops._args import is_int
+from . import vgg
+from .convnet import convnet
+from .lenet import lenet5
+from .spec import from_spec
+
+__all__ = ["build", "available"]
+
+
+class _Entry(NamedTuple):
+    factory: Callable[..., nn.Module]   # (num_classes=, in_channels=) -> Module
+    description: str
+    sizes: str                          # "28" (28 to 31: two pools down to 7 or 5) or "32+" (five pools)
+
+
+def _vgg_entries() -> dict[str, _Entry]:
+    out = {}
+    for depth in (11, 13, 16, 19):
+        for suffix, what in (("", ""), ("_bn", " with batch norm")):
+            name = f"vgg{depth}{suffix}"
+            out[name] = _Entry(getattr(vgg, name), f"VGG-{depth}{what} (torchvision layout), inputs >= 32x32",
+                               "32+")
+    return out
+
+
+_MODELS: dict[str, _Entry] = {
+    "lenet5": _Entry(lenet5, "LeNet-5 (1998 layout, ReLU, max pooling), 61,706 parameters, 28x28 input",
+                     "28"),
+    "convnet": _Entry(convnet, "small CNN: 2 x [conv3 BN ReLU, conv3 BN ReLU, maxpool2], dropout, linear; "
+                               "28x28 input", "28"),
+    **_vgg_entries(),
+}
+
+
+def available() -> list[str]:
+    """The built-in models, one ``"name: description"`` line each (the name is the text before ``": "``)."""
+    return [f"{name}: {e.description}" for name, e in _MODELS.items()]
+
+
+def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int = 10) -> nn.Module:
+    """A built-in model by name, or a network from a spec string.
+
+    Built-in names (see ``available()``): ``lenet5`` and ``convnet`` take
+    28×28 inputs (sizes 28 to 31 give the same flattened size); ``vgg11``,
+    ``vgg13``, ``vgg16``, ``vgg19`` and their ``_bn`` variants take inputs of
+    at least 32×32 — five 2×2 pools halve each side five times, so 28×28
+    would shrink to 0×0; resize (e.g. pad) 28×28 images to 32×32 first. The
+    model is built for ``input_size[0]`` channels and ``num_classes`` outputs.
+
+    Anything else is read as a spec string (``convkit.models.spec``), built
+    for ``input_size``; its last layer is as written (``num_classes`` is not
+    used: write ``fc<num_classes>``).
+
+    Args:
+        model (str): a built-in name or a spec string.
+        input_size (tuple of 3 ints): ``(C, H, W)`` of one sample. Default: ``(1, 28, 28)``.
+        num_classes (int): outputs of a built-in model. Default: 10.
+
+    Raises:
+        TypeError: ``model`` is not a string.
+        ValueError: the input size does not fit the built-in model, or the
+            name is neither a built-in nor a valid spec (the message lists
+            the built-in names).
+    """
+    if not isinstance(model, str):
+        raise TypeError(f"build: model must be a str (a built-in name or a spec string), "
+                        f"got {type(model).__name__} {model!r}")
+    if (not isinstance(input_size, Sequence) or len(input_size) != 3
+            or not all(is_int(v) and v >= 1 for v in input_size)):
+        raise ValueError(f"build: input_size must be (C, H, W), three positive ints, got {input_size!r}")
+    if not is_int(num_classes) or num_classes < 1:
+        raise ValueError(f"build: num_classes must be a positive int, got {num_classes!r}")
+    entry = _MODELS.get(model.strip().lower())
+    if entry is None:
+        return _from_spec_or_unknown(model, input_size)
+    c, h, w = input_size
+    if entry.sizes == "28" and not (28 <= h <= 31 and 28 <= w <= 31):
+        raise ValueError(f"build: {model.strip()} takes 28x28 inputs (its first Linear layer expects the "
+                         f"feature map of a 28x28 image), got input_size {tuple(input_size)}; "
+                         f"resize the images or describe the network as a spec string")
+    if entry.sizes == "32+" and min(h, w) < 32:
+        raise ValueError(f"build: {model.strip()} needs inputs of at least 32x32 (five 2x2 max pools halve "
+                         f"each side five times: {h}x{w} -> {h // 32}x{w // 32}), got input_size "
+                         f"{tuple(input_size)}; pad or resize the images to 32x32 or more")
+    return entry.factory(num_classes=num_classes, in_channels=c)
+
+
+def _from_spec_or_unknown(model: str, input_size: Sequence[int]) -> nn.Module:
+    """``from_spec(model)``; a one-word model that is not a spec token is reported as an unknown name."""
+    try:
+        return from_spec(model, input_size)
+    except ValueError as err:
+        if len(model.split()) == 1 and str(err).startswith("spec: unknown token"):
+            names = ", ".join(_MODELS)
+            raise ValueError(f"build: unknown model {model!r}; built-in models are {names}, "
+                             f"or give a spec string such as 'conv3-10 pool2 conv3-10 pool2 flatten fc10' "
+                             f"(see convkit.models.spec)") from None
+        raise
