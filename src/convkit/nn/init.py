@@ -60,18 +60,22 @@ def _fans(arr: np.ndarray) -> tuple[int, int]:
 
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0):
+    """Fill with ``U(a, b)``, drawn directly in the tensor's dtype (no float64 temporary)."""
     arr = _array(tensor)
     if arr.size == 0:
         return tensor
-    arr[...] = generator().uniform(a, b, arr.shape)
+    draw = generator().random(arr.shape, dtype=arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64)
+    arr[...] = a + (b - a) * draw
     return tensor
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
+    """Fill with ``N(mean, std^2)``, drawn directly in the tensor's dtype."""
     arr = _array(tensor)
     if arr.size == 0:
         return tensor
-    arr[...] = generator().normal(mean, std, arr.shape)
+    draw = generator().standard_normal(arr.shape, dtype=arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64)
+    arr[...] = mean + std * draw
     return tensor
 
 
