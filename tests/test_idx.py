@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convkit.data import read_idx, write_idx
-from convkit.data.idx import atomic_file
+from convkit._io import atomic_file
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 

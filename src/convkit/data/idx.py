@@ -22,16 +22,14 @@ sees half a file.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
-import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
+
+from .._io import atomic_file
 
 _CODE_TO_DTYPE = {
     0x08: np.dtype("u1"),
@@ -44,35 +42,6 @@ _CODE_TO_DTYPE = {
 _KIND_TO_CODE = {(dt.kind, dt.itemsize): code for code, dt in _CODE_TO_DTYPE.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 _SUPPORTED = "uint8, int8, int16, int32, float32, float64"
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path`` for binary writing; on success it replaces ``path``.
-
-    The data are flushed and fsync'ed before ``os.replace``, so ``path``
-    holds either its old content or the complete new one. If the ``with``
-    block raises, the temporary file is deleted and ``path`` is untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _read_bytes(path: Path) -> tuple[bytes, bool]:
