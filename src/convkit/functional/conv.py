@@ -16,6 +16,12 @@ the extra element on the high side, as PyTorch does). ``padding_mode``
 (zeros, reflect, replicate, circular) is a keyword that PyTorch's functional
 form lacks; its modules have it.
 
+``algorithm`` (keyword, default ``"auto"``) picks how the sum is computed:
+``"im2col"``, ``"winograd"`` (F(2x2,3x3)), ``"winograd4"`` (F(4x4,3x3)),
+``"fft"``, ``"direct"`` or ``"auto"`` (see ``convkit.backends``); every one
+gives the same result up to rounding. Forcing one that cannot run the call
+(winograd with a 5x5 kernel, say) raises ValueError.
+
 Every argument is checked before anything is computed.
 
 >>> import numpy as np
@@ -32,7 +38,8 @@ from __future__ import annotations
 from ..autograd import apply
 from ..ops._args import conv_pads, ntuple
 from ..ops.conv import conv_backward, conv_forward
-from ..ops.conv_transpose import conv_transpose_backward, conv_transpose_forward, transposed_sizes
+from ..ops.conv_algorithms import auto, conv_problem
+from ..ops.conv_transpose import adjoint_problem, conv_transpose_backward, conv_transpose_forward, transposed_sizes
 from ..ops.padding import check_pads
 from ..tensor import Tensor, as_tensor
 
@@ -125,8 +132,13 @@ def _unbatched(y: Tensor, batched: bool) -> Tensor:
     return y if batched else y.reshape(y.shape[1:])
 
 
+def _check_algorithm(algorithm, problem, op: str) -> None:
+    auto.check_name(algorithm, f"{op}: algorithm")
+    auto.check(algorithm, problem, op)
+
+
 def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, dilation, groups,
-          padding_mode) -> Tensor:
+          padding_mode, algorithm) -> Tensor:
     layout = f"(C_out, C_in/groups, {_kernel_letters(nsp)})"
     x, w, b, batched = _operands(input, weight, bias, nsp, op, layout)
     stride = ntuple(stride, nsp, "stride", op)
@@ -139,13 +151,16 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     _check_spatial(x.shape[-nsp:], op)
     check_pads(x.shape, pads, padding_mode, op)
     _check_fits(x.shape[-nsp:], kernel, dilation, pads, op)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-nsp:], pads))
+    _check_algorithm(algorithm, conv_problem((1, w.shape[1] * groups) + padded, w.shape, stride, dilation,
+                                             groups, x.dtype), op)
     y = apply(conv_forward, conv_backward, [_batched(x, batched), w, b], stride=stride, pads=pads,
-              dilation=dilation, groups=groups, padding_mode=padding_mode, flip=flip)
+              dilation=dilation, groups=groups, padding_mode=padding_mode, flip=flip, algorithm=algorithm)
     return _unbatched(y, batched)
 
 
 def _conv_transpose(nsp: int, op: str, input, weight, bias, stride, padding, output_padding, groups,
-                    dilation) -> Tensor:
+                    dilation, algorithm) -> Tensor:
     layout = f"(C_in, C_out/groups, {_kernel_letters(nsp)})"
     x, w, b, batched = _operands(input, weight, bias, nsp, op, layout)
     stride = ntuple(stride, nsp, "stride", op)
@@ -172,71 +187,80 @@ def _conv_transpose(nsp: int, op: str, input, weight, bias, stride, padding, out
             f"{op}: output size {out} is not positive for input size {x.shape[-nsp:]}, kernel "
             f"{w.shape[2:]}, stride {stride}, padding {padding!r}, dilation {dilation}; reduce padding"
         )
+    _check_algorithm(algorithm, adjoint_problem((1,) + x.shape[-nsp - 1:], w.shape, stride, dilation, groups,
+                                                x.dtype), op)
     y = apply(conv_transpose_forward, conv_transpose_backward, [_batched(x, batched), w, b],
-              stride=stride, pads=pads, output_padding=output_padding, dilation=dilation, groups=groups)
+              stride=stride, pads=pads, output_padding=output_padding, dilation=dilation, groups=groups,
+              algorithm=algorithm)
     return _unbatched(y, batched)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros") -> Tensor:
+           padding_mode="zeros", algorithm="auto") -> Tensor:
     """1-D cross-correlation, as ``torch.nn.functional.conv1d``.
 
     Shapes: input ``(N, C_in, L)`` or ``(C_in, L)``; weight ``(C_out, C_in/groups, kL)``;
     bias ``(C_out,)`` or None; output ``(N, C_out, L_out)``,
     ``L_out = (L + p_lo + p_hi - dilation*(kL-1) - 1) // stride + 1``.
     """
-    return _conv(1, False, "conv1d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _conv(1, False, "conv1d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 algorithm)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros") -> Tensor:
+           padding_mode="zeros", algorithm="auto") -> Tensor:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     Shapes: input ``(N, C_in, H, W)`` or ``(C_in, H, W)``; weight ``(C_out, C_in/groups, kH, kW)``;
     bias ``(C_out,)`` or None; output ``(N, C_out, H_out, W_out)`` with, per axis,
     ``out = (n + p_lo + p_hi - dilation*(k-1) - 1) // stride + 1``.
     """
-    return _conv(2, False, "conv2d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _conv(2, False, "conv2d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 algorithm)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros") -> Tensor:
+           padding_mode="zeros", algorithm="auto") -> Tensor:
     """3-D cross-correlation, as ``torch.nn.functional.conv3d``.
 
     Shapes: input ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``; weight
     ``(C_out, C_in/groups, kD, kH, kW)``; bias ``(C_out,)`` or None; output
     ``(N, C_out, D_out, H_out, W_out)`` (sizes as in ``conv2d``).
     """
-    return _conv(3, False, "conv3d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _conv(3, False, "conv3d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 algorithm)
 
 
 def convolve1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-               padding_mode="zeros") -> Tensor:
+               padding_mode="zeros", algorithm="auto") -> Tensor:
     """1-D true convolution: ``conv1d`` with the kernel mirrored (``weight[..., ::-1]``).
 
     ``out[n, o, y] = b[o] + sum_{c, j} w[o, c, j] * xp[n, c, y*s + (kL-1-j)*d]``; shapes as ``conv1d``.
     """
-    return _conv(1, True, "convolve1d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _conv(1, True, "convolve1d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 algorithm)
 
 
 def convolve2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-               padding_mode="zeros") -> Tensor:
+               padding_mode="zeros", algorithm="auto") -> Tensor:
     """2-D true convolution: ``conv2d`` with the kernel mirrored in both spatial axes.
 
     ``out[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] * xp[n, c, y*s + (kH-1-i)*d, x*s + (kW-1-j)*d]``;
     shapes as ``conv2d``.
     """
-    return _conv(2, True, "convolve2d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _conv(2, True, "convolve2d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 algorithm)
 
 
 def convolve3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-               padding_mode="zeros") -> Tensor:
+               padding_mode="zeros", algorithm="auto") -> Tensor:
     """3-D true convolution: ``conv3d`` with the kernel mirrored in all three spatial axes; shapes as ``conv3d``."""
-    return _conv(3, True, "convolve3d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _conv(3, True, "convolve3d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
+                 algorithm)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1) -> Tensor:
+                     dilation=1, *, algorithm="auto") -> Tensor:
     """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d`` (note the argument order).
 
     Shapes: input ``(N, C_in, L)`` or ``(C_in, L)``; weight ``(C_in, C_out/groups, kL)``;
@@ -244,11 +268,11 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ``L_out = (L-1)*stride - 2*padding + dilation*(kL-1) + output_padding + 1``.
     """
     return _conv_transpose(1, "conv_transpose1d", input, weight, bias, stride, padding, output_padding,
-                           groups, dilation)
+                           groups, dilation, algorithm)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1) -> Tensor:
+                     dilation=1, *, algorithm="auto") -> Tensor:
     """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d`` (note the argument order).
 
     Shapes: input ``(N, C_in, H, W)`` or ``(C_in, H, W)``; weight ``(C_in, C_out/groups, kH, kW)``;
@@ -256,15 +280,15 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ``out = (n-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1``.
     """
     return _conv_transpose(2, "conv_transpose2d", input, weight, bias, stride, padding, output_padding,
-                           groups, dilation)
+                           groups, dilation, algorithm)
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1) -> Tensor:
+                     dilation=1, *, algorithm="auto") -> Tensor:
     """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d`` (note the argument order).
 
     Shapes: input ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``; weight
     ``(C_in, C_out/groups, kD, kH, kW)``; bias ``(C_out,)`` or None; output sizes as ``conv_transpose2d``.
     """
     return _conv_transpose(3, "conv_transpose3d", input, weight, bias, stride, padding, output_padding,
-                           groups, dilation)
+                           groups, dilation, algorithm)

@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import functional as F
 from ..ops._args import ntuple
+from ..ops.conv_algorithms import auto
 from ..ops.conv_transpose import transposed_sizes
 from ..ops.padding import PADDING_MODES
 from ..tensor import Tensor, get_default_dtype
@@ -49,8 +50,9 @@ class _ConvBase(Module):
     transposed: bool
 
     def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-               padding_mode, output_padding, dtype) -> None:
+               padding_mode, output_padding, dtype, algorithm) -> None:
         name, n = type(self).__name__, self._nsp
+        auto.check_name(algorithm, f"{name}: algorithm")
         for arg, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")
@@ -70,6 +72,7 @@ class _ConvBase(Module):
         self.output_padding = ntuple(output_padding, n, "output_padding", name, minimum=0)
         self.groups = groups
         self.padding_mode = padding_mode
+        self.algorithm = algorithm
         dt = get_default_dtype() if dtype is None else np.dtype(dtype)
         if self.transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
@@ -115,6 +118,8 @@ class _ConvBase(Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
+        if self.algorithm != "auto":
+            s += f", algorithm={self.algorithm}"
         return s
 
 
@@ -122,15 +127,16 @@ class _ConvNd(_ConvBase):
     transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None, *,
+                 algorithm: str = "auto"):
         super().__init__()
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                    padding_mode, 0, dtype)
+                    padding_mode, 0, dtype, algorithm)
 
     def forward(self, input) -> Tensor:
         fn = (F.conv1d, F.conv2d, F.conv3d)[self._nsp - 1]
         return fn(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                  padding_mode=self.padding_mode)
+                  padding_mode=self.padding_mode, algorithm=self.algorithm)
 
 
 class Conv1d(_ConvNd):
@@ -150,7 +156,8 @@ class Conv2d(_ConvNd):
     Args: in_channels, out_channels, kernel_size (int or pair); stride=1;
     padding=0 (int, pair, 'valid' or 'same'); dilation=1; groups=1; bias=True;
     padding_mode='zeros' ('reflect', 'replicate', 'circular'); dtype=None
-    (the default dtype, float32).
+    (the default dtype, float32); algorithm='auto' (keyword only: 'im2col',
+    'winograd', 'winograd4', 'fft', 'direct'; see ``convkit.backends``).
 
     Shape: input ``(N, C_in, H, W)`` or ``(C_in, H, W)`` -> output
     ``(N, C_out, H_out, W_out)`` with, per axis,
@@ -177,14 +184,14 @@ class _ConvTransposeNd(_ConvBase):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
-                 padding_mode: str = "zeros", dtype=None):
+                 padding_mode: str = "zeros", dtype=None, *, algorithm: str = "auto"):
         super().__init__()
         if padding_mode != "zeros":
             raise ValueError(f"{type(self).__name__}: only padding_mode='zeros' is supported, got {padding_mode!r}")
         if isinstance(padding, str):
             raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple, got {padding!r}")
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                    padding_mode, output_padding, dtype)
+                    padding_mode, output_padding, dtype, algorithm)
 
     def _output_padding(self, input_shape, output_size) -> tuple[int, ...]:
         """``output_padding`` that yields ``output_size`` (``o_min .. o_min + stride - 1`` per axis)."""
@@ -213,7 +220,7 @@ class _ConvTransposeNd(_ConvBase):
         fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._nsp - 1]
         output_padding = self._output_padding(np.shape(input), output_size)
         return fn(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups,
-                  self.dilation)
+                  self.dilation, algorithm=self.algorithm)
 
 
 class ConvTranspose1d(_ConvTransposeNd):
@@ -232,7 +239,7 @@ class ConvTranspose2d(_ConvTransposeNd):
 
     Args: in_channels, out_channels, kernel_size; stride=1; padding=0;
     output_padding=0; groups=1; bias=True; dilation=1; padding_mode='zeros'
-    (the only mode); dtype=None.
+    (the only mode); dtype=None; algorithm='auto' (keyword only, as ``Conv2d``).
 
     Shape: input ``(N, C_in, H, W)`` or ``(C_in, H, W)`` -> output ``(N, C_out, H_out, W_out)``
     with ``out = (n-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1``.

@@ -25,9 +25,12 @@ Gradients (``gp`` = ``grad_out`` zero-padded by ``(p_lo, p_hi)``, i.e. ``full``'
     dw[c, q, j] = sum_{n, y} x[n, c, y] * gp[n, g*Og + q, y*s + j*d]             (conv's dw, roles swapped)
     db[o]       = sum_{n, i} grad_out[n, o, i]
 
-Computation: forward is the convolution's input-gradient path (GEMM
-``w^T @ x`` then ``col2im``), backward its forward path (``im2col`` of
-``gp`` then GEMMs), sharing ``ops.conv``'s helpers.
+Computation: the transposed convolution of ``x`` is the input gradient of
+the correlation ``P`` that maps ``(N, C_out, *reach)`` to ``(N, C_in, *n)``
+with the same weight (``reach = (n-1)*s + d*(k-1) + 1``, the extent that
+``full`` is written over), so every algorithm of ``ops.conv_algorithms``
+serves both: forward is ``P``'s input gradient, ``dx`` is ``P``'s forward of
+``gp`` and ``dw`` is ``P``'s weight gradient with ``x`` as the output gradient.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .conv import col2im, from_group_major, im2col, to_group_major
+from .conv_algorithms import auto, conv_problem
 from .padding import pad_forward
 
 
@@ -48,15 +51,22 @@ def transposed_sizes(n: Sequence[int], kernel: Sequence[int], stride: Sequence[i
                  for ni, k, s, (lo, hi), op, d in zip(n, kernel, stride, pads, output_padding, dilation))
 
 
-def _reach(n: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
-           dilation: Sequence[int]) -> tuple[int, ...]:
+def reach(n: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+          dilation: Sequence[int]) -> tuple[int, ...]:
     """Length of ``full`` that the scatter writes: ``(n-1)*s + d*(k-1) + 1`` per axis."""
     return tuple((ni - 1) * s + d * (k - 1) + 1 for ni, k, s, d in zip(n, kernel, stride, dilation))
 
 
+def adjoint_problem(x_shape, w_shape, stride, dilation, groups: int, dtype):
+    """The correlation whose input gradient is this transposed convolution (see the module docstring)."""
+    full = reach(x_shape[2:], w_shape[2:], stride, dilation)
+    return conv_problem((x_shape[0], w_shape[1] * groups) + full, w_shape, stride, dilation, groups, dtype)
+
+
 def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                            stride: Sequence[int], pads: Sequence[tuple[int, int]],
-                           output_padding: Sequence[int], dilation: Sequence[int], groups: int = 1):
+                           output_padding: Sequence[int], dilation: Sequence[int], groups: int = 1,
+                           algorithm: str = "auto"):
     """Transposed convolution forward (formulas in the module docstring).
 
     Args:
@@ -64,39 +74,34 @@ def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
         stride, dilation: one positive int per spatial axis.
         pads: one ``(low, high)`` pair per spatial axis, cropped from the output.
         output_padding: extra output size per axis (``< stride`` or ``< dilation``).
+        algorithm: an ``ops.conv_algorithms`` name or "auto" (default).
     Returns ``out (N, C_out, *o)`` and the saved state for ``conv_transpose_backward``.
     """
-    kernel = w.shape[2:]
-    n = x.shape[2:]
-    out = transposed_sizes(n, kernel, stride, pads, output_padding, dilation)
-    full = tuple(o + lo + hi for o, (lo, hi) in zip(out, pads))
-    wmat = w.reshape(groups, w.shape[0] // groups, -1)  # (G, Cg, Og*K)
-    xg = to_group_major(x, groups)  # (G, Cg, N*P)
-    cols = np.matmul(wmat.transpose(0, 2, 1), xg)  # (G, Og*K, N*P)
-    c_out = w.shape[1] * groups
-    yfull = col2im(cols, (x.shape[0], c_out) + full, groups, kernel, stride, dilation, n)
-    crop = (slice(None), slice(None)) + tuple(slice(lo, lo + o) for o, (lo, _) in zip(out, pads))
-    y = np.ascontiguousarray(yfull[crop])
+    out = transposed_sizes(x.shape[2:], w.shape[2:], stride, pads, output_padding, dilation)
+    problem = adjoint_problem(x.shape, w.shape, stride, dilation, groups, x.dtype)
+    algo = auto.select(algorithm, problem)
+    yfull = algo.backward(x, None, w, problem, None, True, False)[0]  # (N, C_out, *reach)
+    y = np.zeros((x.shape[0], w.shape[1] * groups) + out, dtype=x.dtype)
+    kept = tuple(slice(0, max(0, min(o, r - lo))) for o, r, (lo, _) in zip(out, problem.padded, pads))
+    src = tuple(slice(lo, lo + k.stop) for k, (lo, _) in zip(kept, pads))
+    y[(Ellipsis,) + kept] = yfull[(Ellipsis,) + src]
     if b is not None:
-        y += b.reshape((1, -1) + (1,) * len(kernel))
-    saved = (xg, wmat, x.shape, w.shape, pads, groups, stride, dilation)
-    return y, saved
+        y += b.reshape((1, -1) + (1,) * len(out))
+    return y, (algo, problem, x, w, pads)
 
 
 def conv_transpose_backward(g: np.ndarray, saved, needs=(True, True, True)):
     """``(dx, dw, db)`` of the transposed convolution (formulas in the module docstring)."""
-    xg, wmat, x_shape, w_shape, pads, groups, stride, dilation = saved
-    kernel = w_shape[2:]
+    algo, problem, x, w, pads = saved
     dx = dw = db = None
     if needs[0] or needs[1]:
         gp = pad_forward(g, pads=pads, mode="zeros")[0]
-        reach = _reach(x_shape[2:], kernel, stride, dilation)
-        gp = gp[(slice(None), slice(None)) + tuple(slice(0, r) for r in reach)]
-        cols = im2col(gp, groups, kernel, stride, dilation)  # (G, Og*K, N*P)
-    if needs[0]:
-        dx = from_group_major(np.matmul(wmat, cols), x_shape[0], x_shape[2:])
-    if needs[1]:
-        dw = np.matmul(xg, cols.transpose(0, 2, 1)).reshape(w_shape)
+        gp = gp[(slice(None), slice(None)) + tuple(slice(0, r) for r in problem.padded)]
+        cache = None
+        if needs[0]:
+            dx, cache = algo.forward(gp, w, problem)
+        if needs[1]:
+            dw = algo.backward(x, gp, w, problem, cache, False, True)[1]
     if needs[2]:
         db = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
     return dx, dw, db

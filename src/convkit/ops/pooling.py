@@ -22,6 +22,17 @@ input. Average backward goes through its adjoint ``ops.windows.fold``; max
 backward adds the gradient into one strided slice per kernel offset (the
 windows whose maximum sits at that offset). Both crop the padding with
 ``ops.padding.pad_backward``. Loops run over kernel offsets only.
+
+Fast path: non-overlapping windows (``stride == kernel``, no padding, no
+dilation, every window inside the input: LeNet's 2x2 pools) reduce one
+spatial axis at a time, last axis first, over ``k`` strided slices
+(``x[..., t::k]``). For the maximum, a later slice takes over only where it
+is strictly greater, so ties go to the first element in row-major order as
+on the general path; the stage winners (a bool mask for ``k = 2``) route the
+gradient back through the same slices, with no index arithmetic and no
+padded copy. An input with a NaN falls back to the general path (its NaN
+rule needs the per-element scan); the flat ``indices`` are only computed
+when ``return_indices`` asks for them.
 """
 
 from __future__ import annotations
@@ -29,8 +40,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import NamedTuple
-
 import numpy as np
 
 from .padding import pad_backward, pad_forward
@@ -67,16 +76,100 @@ def _axis_grid(values: np.ndarray, axis: int, nsp: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ max pool
-class MaxPoolSaved(NamedTuple):
-    """What max-pooling backward needs; ``indices`` is also the ``return_indices`` result."""
+def non_overlapping(spatial, kernel, stride, padding, dilation, ceil_mode: bool) -> bool:
+    """Whether the windows tile the input without overlap or padding (the fast path's case)."""
+    return all(k == s and p == 0 and d == 1 and k <= n and (not ceil_mode or n % k == 0)
+               for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
 
-    offsets: np.ndarray        # (N, C, *out) kernel offset (row-major id) of each window's maximum
-    indices: np.ndarray        # (N, C, *out) int64 flat index of the maximum in its input plane
-    input_shape: tuple[int, ...]
-    pads: tuple[tuple[int, int], ...]
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
+
+def _tiled(x: np.ndarray, kernel) -> np.ndarray:
+    """``x`` cropped to whole windows (a view): every spatial axis a multiple of its kernel size."""
+    nsp = len(kernel)
+    return x[(Ellipsis,) + tuple(slice(0, n - n % k) for n, k in zip(x.shape[-nsp:], kernel))]
+
+
+def _along(axis: int, t: int, k: int) -> tuple:
+    """Index of the ``t``-th element of every window along ``axis``: ``[..., t::k, ...]``."""
+    return (slice(None),) * axis + (slice(t, None, k),)
+
+
+def _scan_max(x: np.ndarray, axis: int, k: int):
+    """Max over consecutive groups of ``k`` along ``axis``, first maximum winning ties.
+
+    Returns ``(best, winner)``: ``winner`` holds each group's winning
+    position, as a bool array for ``k = 2`` (True: the second) and uint8 otherwise.
+    """
+    first, second = x[_along(axis, 0, k)], x[_along(axis, 1, k)]
+    winner = np.greater(second, first)
+    best = np.maximum(first, second)
+    if k == 2:
+        return best, winner
+    winner = winner.view(np.uint8)
+    take = np.empty(best.shape, dtype=bool)
+    for t in range(2, k):
+        value = x[_along(axis, t, k)]
+        np.greater(value, best, out=take)
+        np.maximum(best, value, out=best)
+        np.copyto(winner, t, where=take)
+    return best, winner
+
+
+def _route(g: np.ndarray, winner: np.ndarray, axis: int, k: int, finite: bool) -> np.ndarray:
+    """Adjoint of one ``_scan_max`` stage: ``out[..., t::k, ...] = g`` where ``winner == t``, else 0.
+
+    A product by the mask is ten times faster than ``np.where``; it is exact
+    when ``g`` is finite (otherwise ``inf * 0`` would leave NaN, so ``np.where``
+    runs). With ``k = 2`` the second slice is ``g * winner`` and the first
+    ``g`` minus it (``g - g`` and ``g - 0`` are exact).
+    """
+    out = np.empty(g.shape[:axis] + (g.shape[axis] * k,) + g.shape[axis + 1:], dtype=g.dtype)
+    if not finite:
+        zero = g.dtype.type(0)
+        for t in range(k):
+            out[_along(axis, t, k)] = np.where(winner == t, g, zero)
+    elif k == 2:
+        second = np.multiply(g, winner, out=out[_along(axis, 1, 2)])
+        np.subtract(g, second, out=out[_along(axis, 0, 2)])
+    else:
+        for t in range(k):
+            np.multiply(g, winner == t, out=out[_along(axis, t, k)])
+    return out
+
+
+class MaxPoolSaved:
+    """What max-pooling backward needs; ``indices`` is also the ``return_indices`` result.
+
+    ``offsets`` (the row-major kernel offset of each window's maximum, shape
+    ``(N, C, *out)``) and ``indices`` (its flat int64 index in the unpadded
+    input plane) are computed on first use on the fast path, whose backward
+    routes the gradient through the per-axis ``winners`` instead.
+    """
+
+    def __init__(self, input_shape, pads, kernel, stride, padding, dilation, *, offsets=None, winners=None,
+                 x=None, best=None):
+        self.input_shape = tuple(input_shape)
+        self.pads, self.kernel, self.stride = pads, tuple(kernel), tuple(stride)
+        self.padding, self.dilation = tuple(padding), tuple(dilation)
+        self.winners, self._x, self._best = winners, x, best
+        self._offsets = offsets
+        self._indices = None
+
+    @property
+    def offsets(self) -> np.ndarray:
+        if self._offsets is None:  # fast path: the first element of each window equal to its maximum
+            view = windows(_tiled(self._x, self.kernel), self.kernel, self.stride, self.dilation)
+            flat = view.reshape(self._best.shape + (-1,))
+            hit = flat == self._best[..., None]
+            self._offsets = hit.argmax(axis=-1).astype(np.min_scalar_type(math.prod(self.kernel) - 1))
+        return self._offsets
+
+    @property
+    def indices(self) -> np.ndarray:
+        if self._indices is None:
+            out = self.offsets.shape[2:]
+            self._indices = _flat_input_index(self.offsets, out, self.input_shape[2:], self.kernel, self.stride,
+                                              self.padding, self.dilation)
+        return self._indices
 
 
 def _first_in_bounds(out, kernel, stride, padding, dilation) -> np.ndarray:
@@ -107,6 +200,19 @@ def _flat_input_index(offsets, out, spatial, kernel, stride, padding, dilation) 
     return base + table[offsets]
 
 
+def _max_pool_tiled(x, kernel):
+    """Fast path: ``(best, winners)``, one ``_scan_max`` stage per spatial axis, last axis first."""
+    best, winners = _tiled(x, kernel), []
+    for axis in reversed(range(2, x.ndim)):
+        k = kernel[axis - 2]
+        if k == 1:
+            winners.append(None)
+            continue
+        best, winner = _scan_max(best, axis, k)
+        winners.append(winner)
+    return best, tuple(winners)
+
+
 def max_pool_forward(x, *, kernel, stride, padding, dilation, ceil_mode):
     """N-d max pooling with the argmax of each window.
 
@@ -121,6 +227,12 @@ def max_pool_forward(x, *, kernel, stride, padding, dilation, ceil_mode):
     """
     spatial = x.shape[2:]
     out, pads = pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode)
+    if non_overlapping(spatial, kernel, stride, padding, dilation, ceil_mode):
+        best, winners = _max_pool_tiled(x, kernel)
+        if not np.isnan(best).any():
+            best = best if best.base is None else best.copy()  # a 1x1 kernel leaves a view of x
+            return best, MaxPoolSaved(x.shape, pads, kernel, stride, padding, dilation, winners=winners,
+                                      x=x, best=best)
     xp, _ = pad_forward(x, pads=pads, mode="zeros", value=-np.inf)
     view = windows(xp, kernel, stride, dilation)
     best = np.full(x.shape[:2] + out, -np.inf, dtype=x.dtype)
@@ -133,8 +245,21 @@ def max_pool_forward(x, *, kernel, stride, padding, dilation, ceil_mode):
         np.logical_or(np.greater(value, best, out=take), np.isnan(value, out=nan), out=take)
         np.copyto(best, value, where=take)
         np.copyto(offsets, q, where=take)
-    indices = _flat_input_index(offsets, out, spatial, kernel, stride, padding, dilation)
-    return best, MaxPoolSaved(offsets, indices, x.shape, pads, tuple(kernel), tuple(stride), tuple(dilation))
+    return best, MaxPoolSaved(x.shape, pads, kernel, stride, padding, dilation, offsets=offsets)
+
+
+def _max_pool_tiled_backward(g, saved: MaxPoolSaved):
+    finite = bool(np.isfinite(g).all())
+    nsp = len(saved.kernel)
+    for stage, axis in enumerate(range(2, 2 + nsp)):
+        winner = saved.winners[nsp - 1 - stage]
+        if winner is not None:
+            g = _route(g, winner, axis, saved.kernel[axis - 2], finite)
+    if g.shape == saved.input_shape:
+        return (g,)
+    dx = np.zeros(saved.input_shape, dtype=g.dtype)
+    dx[(Ellipsis,) + tuple(slice(0, n) for n in g.shape[2:])] = g
+    return (dx,)
 
 
 def max_pool_backward(g, saved: MaxPoolSaved, needs=(True,)):
@@ -144,8 +269,11 @@ def max_pool_backward(g, saved: MaxPoolSaved, needs=(True,)):
     offset ``j`` send ``g`` to the padded positions ``o*s + j*d`` (a strided
     slice, distinct across ``o``), so overlapping windows add; the padded
     gradient is then cropped. A padding argmax (all-``-inf`` window) sends
-    nothing into the input.
+    nothing into the input. The fast path routes ``g`` back through its
+    per-axis winners instead (the same positions).
     """
+    if saved.winners is not None:
+        return _max_pool_tiled_backward(g, saved)
     shape, pads = saved.input_shape, saved.pads
     gp = np.zeros(shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(shape[2:], pads)), dtype=g.dtype)
     zero = g.dtype.type(0)
@@ -180,6 +308,19 @@ def avg_divisors(spatial, kernel, stride, padding, out, count_include_pad: bool,
     return functools.reduce(np.multiply.outer, sizes).astype(dtype)
 
 
+def _sum_tiled(x, kernel):
+    """Fast path: window sums of non-overlapping windows, ``k`` strided slices added per axis."""
+    total = _tiled(x, kernel)
+    for axis in reversed(range(2, x.ndim)):
+        k = kernel[axis - 2]
+        if k > 1:
+            acc = total[_along(axis, 0, k)] + total[_along(axis, 1, k)]
+            for t in range(2, k):
+                acc += total[_along(axis, t, k)]
+            total = acc
+    return total if total.base is None else total.copy()
+
+
 def avg_pool_forward(x, *, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     """N-d average pooling.
 
@@ -190,16 +331,32 @@ def avg_pool_forward(x, *, kernel, stride, padding, ceil_mode, count_include_pad
     spatial = x.shape[2:]
     ones = (1,) * len(kernel)
     out, pads = pool_geometry(spatial, kernel, stride, padding, ones, ceil_mode)
+    divisor = avg_divisors(spatial, kernel, stride, padding, out, count_include_pad, divisor_override, x.dtype)
+    if non_overlapping(spatial, kernel, stride, padding, ones, ceil_mode):
+        return _sum_tiled(x, kernel) / divisor, (divisor, x.shape, None, tuple(kernel), tuple(stride))
     xp, pad_saved = pad_forward(x, pads=pads, mode="zeros")
     sums = windows(xp, kernel, stride, ones).sum(axis=tuple(range(-len(kernel), 0)))
-    divisor = avg_divisors(spatial, kernel, stride, padding, out, count_include_pad, divisor_override, x.dtype)
     return sums / divisor, (divisor, xp.shape, pad_saved, tuple(kernel), tuple(stride))
 
 
 def avg_pool_backward(g, saved, needs=(True,)):
-    """``dx[n, c, i] = sum over windows o containing i of g[n, c, o] / D_o`` (fold, then crop)."""
+    """``dx[n, c, i] = sum over windows o containing i of g[n, c, o] / D_o`` (fold, then crop).
+
+    Fast path (``pad_saved`` None): every input element lies in at most one
+    window, so ``dx`` is ``g / D`` repeated ``k`` times along each axis,
+    zero in a floor-mode remainder.
+    """
     divisor, padded_shape, pad_saved, kernel, stride = saved
     scaled = g / divisor
+    if pad_saved is None:
+        for axis, k in enumerate(kernel, start=2):
+            if k > 1:
+                scaled = np.repeat(scaled, k, axis=axis)
+        if scaled.shape == tuple(padded_shape):
+            return (scaled,)
+        dx = np.zeros(padded_shape, dtype=g.dtype)
+        dx[(Ellipsis,) + tuple(slice(0, n) for n in scaled.shape[2:])] = scaled
+        return (dx,)
     cols = np.broadcast_to(scaled.reshape(scaled.shape + (1,) * len(kernel)), scaled.shape + kernel)
     gp = fold(cols, padded_shape, kernel, stride, (1,) * len(kernel))
     return pad_backward(gp, pad_saved)

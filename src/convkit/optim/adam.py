@@ -80,27 +80,37 @@ class Adam(Optimizer):
             else:
                 g = g + weight_decay * p
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(m, g, 1 - beta1)
+        # Two scratch arrays for the whole update; the evaluation order is torch's (same rounding).
+        tmp, update = np.empty_like(p), np.empty_like(p)
+        _lerp_(m, g, 1 - beta1, tmp)
         v *= beta2
-        v += (1 - beta2) * g * g
+        np.multiply(g, 1 - beta2, out=tmp)
+        tmp *= g
+        v += tmp
         if group["amsgrad"]:
             v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         step_size = lr / (1 - beta1 ** step)
-        denom = np.sqrt(v) / (1 - beta2 ** step) ** 0.5
+        denom = np.sqrt(v, out=tmp)
+        denom /= (1 - beta2 ** step) ** 0.5
         denom += eps
-        p += (-step_size * m) / denom
+        np.multiply(m, -step_size, out=update)
+        update /= denom
+        p += update
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, scratch: np.ndarray) -> None:
     """``start += weight * (end - start)`` in place, evaluated as ``torch.lerp`` does for accuracy.
 
     For ``|weight| < 0.5``: ``start + weight * (end - start)``; otherwise
-    ``end - (end - start) * (1 - weight)``.
+    ``end - (end - start) * (1 - weight)``. ``scratch`` (``start``'s shape) holds the difference.
     """
+    diff = np.subtract(end, start, out=scratch)
     if abs(weight) < 0.5:
-        start += weight * (end - start)
+        diff *= weight
+        start += diff
     else:
-        start[...] = end - (end - start) * (1 - weight)
+        diff *= 1 - weight
+        np.subtract(end, diff, out=start)
 
 
 class AdamW(Adam):

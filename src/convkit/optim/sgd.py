@@ -59,9 +59,9 @@ class SGD(Optimizer):
         momentum, lr = float(group["momentum"]), float(group["lr"])
         weight_decay = float(group["weight_decay"])
         p = param.data
-        d = -grad if group["maximize"] else grad
+        d = np.negative(grad) if group["maximize"] else grad
         if weight_decay != 0:
-            d = d + weight_decay * p
+            d = d + weight_decay * p  # a new array: param.grad itself is never changed
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -70,4 +70,4 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1 - float(group["dampening"])) * d
             d = d + momentum * buf if group["nesterov"] else buf
-        p += -lr * d
+        p -= lr * d

@@ -1,0 +1,118 @@
+"""Backend settings: which convolution algorithm runs, and cuDNN-style benchmark mode.
+
+Every convolution (``conv*d``, ``convolve*d``, ``conv_transpose*d`` and their
+layers) takes ``algorithm=`` (default ``"auto"``): ``"im2col"``,
+``"winograd"`` (F(2x2,3x3)), ``"winograd4"`` (F(4x4,3x3)), ``"fft"``,
+``"direct"`` or ``"auto"``. A call left on ``"auto"`` follows, in order:
+``set_conv_algorithm`` / ``conv_algorithm``, then the environment variable
+``CONVKIT_CONV_ALGORITHM``, then the automatic choice (a rule measured on
+this library's benchmarks, or, with ``set_conv_benchmark(True)``, the
+fastest algorithm timed once per convolution shape). Forcing an algorithm
+that cannot run a convolution (``winograd`` with stride 2, say) raises
+ValueError.
+
+>>> import numpy as np
+>>> import convkit.backends as backends
+>>> import convkit.functional as F
+>>> x, w = np.ones((1, 2, 8, 8)), np.ones((4, 2, 3, 3))
+>>> with backends.conv_algorithm("winograd"):
+...     F.conv2d(x, w).shape
+(1, 4, 6, 6)
+>>> backends.get_conv_algorithm()
+'auto'
+
+``reuse_freed_memory()`` is the one setting outside convkit itself: it asks
+the C allocator to keep freed blocks for reuse, which removes most of the
+page faults of a training loop (a quarter of a LeNet-5 step here).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+
+from .ops.conv_algorithms import auto
+
+CONV_ALGORITHMS = auto.NAMES
+ENV_VAR = auto.ENV_VAR
+
+__all__ = ["CONV_ALGORITHMS", "ENV_VAR", "conv_algorithm", "get_conv_algorithm", "get_conv_benchmark",
+           "reuse_freed_memory", "set_conv_algorithm", "set_conv_benchmark"]
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def set_conv_algorithm(name: str | None) -> None:
+    """Force ``name`` (one of ``CONV_ALGORITHMS``) for every convolution called with ``algorithm="auto"``.
+
+    ``None`` removes the setting (the environment variable, then the automatic choice, apply again).
+    """
+    auto.set_forced(name)
+
+
+def get_conv_algorithm() -> str:
+    """The algorithm name that calls left on ``"auto"`` follow: the setting, else the env variable, else ``"auto"``."""
+    return auto.requested("auto")[0]
+
+
+class conv_algorithm:
+    """Context manager: ``with conv_algorithm("fft"): ...`` forces an algorithm inside the block only.
+
+    Args:
+        name (str): one of ``CONV_ALGORITHMS``.
+    """
+
+    def __init__(self, name: str):
+        self.name = auto.check_name(name, "conv_algorithm: name")
+
+    def __enter__(self) -> conv_algorithm:
+        self._previous = auto.set_forced(self.name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        auto.set_forced(self._previous)
+
+
+def set_conv_benchmark(flag: bool) -> None:
+    """Benchmark mode of ``"auto"`` (like ``torch.backends.cudnn.benchmark``).
+
+    On: the first convolution of each shape times every algorithm that can
+    run it (forward and both gradients, best of two) and keeps the fastest
+    for later calls of that shape. Worth it when shapes repeat, as in
+    training; the first step is slower. Off (default): a fixed rule.
+    """
+    auto.set_benchmark(flag)
+
+
+def get_conv_benchmark() -> bool:
+    """Whether benchmark mode is on."""
+    return auto.benchmark_enabled()
+
+
+def reuse_freed_memory(limit: int = 256 << 20) -> bool:
+    """Make glibc's malloc keep freed blocks of up to ``limit`` bytes for reuse (process-wide).
+
+    A training step allocates and frees the same few-MB arrays every time
+    (unfolded columns, activations, gradients). By default glibc returns
+    large freed blocks to the kernel (``mmap`` above a threshold, heap
+    trimming below it), so the next step touches fresh pages and pays a
+    page fault per 4 KiB: about 2,600 faults and a quarter of a LeNet-5 step
+    at batch 128 on a 2-core machine. This sets ``M_MMAP_THRESHOLD`` to
+    ``limit`` and ``M_TRIM_THRESHOLD`` to ``2 * limit`` (the ``MALLOC_*_``
+    environment variables do the same), so such blocks stay in the
+    process: its resident memory no longer shrinks after a step, which is
+    what a training process wants. It affects every library in the process
+    (PyTorch's CPU tensors too). Call it once at the start of a training
+    program; ``benchmarks/run.py`` does, for both libraries.
+
+    Args:
+        limit (int): the largest block, in bytes, kept for reuse. Default: 256 MiB.
+    Returns:
+        True if set; False (nothing changed) where the C library is not glibc.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise ValueError(f"reuse_freed_memory: limit must be a non-negative int (bytes), got {limit!r}")
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL("libc.so.6")
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, limit)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * limit))

@@ -1,0 +1,99 @@
+"""What every convolution algorithm shares: the problem it solves and the interface it offers.
+
+An algorithm computes the cross-correlation of ``ops.conv`` on an input that
+is already padded (padding modes, bias and kernel mirroring stay in
+``ops.conv``), for ``k`` spatial axes and ``G`` groups (``Cg = C_in/G``,
+``Og = C_out/G``, group of output channel ``o``: ``g = o // Og``)::
+
+    y[n, o, y] = sum_{c < Cg} sum_{j < K} w[o, c, j] * xp[n, g*Cg + c, y*s + j*d]
+
+and, for ``grad = dL/dy``, the two gradients::
+
+    dxp[n, g*Cg + c, i] = sum_{o in g} sum_{(y, j): y*s + j*d = i} grad[n, o, y] * w[o, c, j]
+    dw[o, c, j]         = sum_{n, y} grad[n, o, y] * xp[n, g*Cg + c, y*s + j*d]
+
+Shapes: ``xp (N, C_in, *padded)``, ``w (C_out, Cg, *kernel)``, ``y, grad (N, C_out, *out)``
+with ``out = (padded - d*(kernel-1) - 1) // s + 1`` per axis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+
+class ConvProblem(NamedTuple):
+    """The geometry of one convolution on a padded input (everything an algorithm choice depends on)."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    padded: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    out: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def positions(self) -> int:
+        """Output positions per sample and channel, ``prod(out)``."""
+        return math.prod(self.out)
+
+    @property
+    def taps(self) -> int:
+        """Kernel elements per channel pair, ``prod(kernel)``."""
+        return math.prod(self.kernel)
+
+
+def conv_problem(xp_shape, w_shape, stride, dilation, groups: int, dtype) -> ConvProblem:
+    """The ``ConvProblem`` of input ``xp_shape`` (padded) and weight ``w_shape``."""
+    kernel = tuple(w_shape[2:])
+    padded = tuple(xp_shape[2:])
+    out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded, kernel, stride, dilation))
+    return ConvProblem(xp_shape[0], xp_shape[1], w_shape[0], groups, padded, kernel, tuple(stride),
+                       tuple(dilation), out, np.dtype(dtype))
+
+
+class ConvAlgorithm:
+    """One way to compute a convolution, its input gradient and its weight gradient.
+
+    Subclasses set ``name`` and implement the three methods; ``unsupported``
+    returns None for a problem they can run, else the reason they cannot.
+    """
+
+    name: str
+
+    def unsupported(self, p: ConvProblem) -> str | None:
+        """None if this algorithm runs ``p``, else a phrase saying which option it lacks."""
+        return None
+
+    def forward(self, xp: np.ndarray, w: np.ndarray, p: ConvProblem):
+        """``(y, cache)``: ``y (N, C_out, *out)`` without bias, and what ``backward`` may reuse (or None)."""
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray, xp: np.ndarray | None, w: np.ndarray, p: ConvProblem,
+                 cache, needs_input: bool, needs_weight: bool):
+        """``(dxp, dw)`` for ``grad (N, C_out, *out)``; each None unless asked for.
+
+        ``xp`` and ``cache`` are needed only for ``dw`` (the transposed
+        convolution asks for ``dxp`` alone, with ``xp = cache = None``).
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<conv algorithm {self.name}>"
+
+
+def offsets(kernel):
+    """Every kernel offset ``j`` (a tuple, one index per axis) in row-major order."""
+    return itertools.product(*(range(k) for k in kernel))
+
+
+def tap_slices(offset, stride, dilation, out) -> tuple[slice, ...]:
+    """Spatial slices of ``xp`` read by kernel offset ``j``: ``j*d, j*d + s, ..., j*d + (o-1)*s``."""
+    return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, s, d, o in zip(offset, stride, dilation, out))
