@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, manual_seed
+from ..backends import reuse_freed_memory
 from ..data import (
     DataError,
     DataLoader,
@@ -144,6 +145,7 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- train
 def run_train(args: argparse.Namespace) -> int:
     """``convkit train``; returns the exit code."""
+    reuse_freed_memory()  # a training process re-allocates the same arrays every step
     try:
         with _thread_limit(args.threads):
             return _train(args)
