@@ -8,6 +8,7 @@ import types
 
 import numpy as np
 import pytest
+from synthetic import bars
 
 from convkit.cli import main
 from convkit.data import write_idx
@@ -18,16 +19,6 @@ from convkit.train import load_checkpoint, loop, save_model
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def bars(n, seed):
-    """Class k: a bright horizontal bar at rows 2k+4..2k+5 on noise; uint8 images and labels."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 60, size=(n, 28, 28))
-    for k in range(10):
-        images[labels == k, 2 * k + 4:2 * k + 6, 4:24] = 230
-    return images.astype(np.uint8), labels.astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """The four Fashion-MNIST file names holding 300 training and 100 test images."""
@@ -35,7 +26,7 @@ def data_dir(tmp_path_factory):
     for prefix, n, seed in (("train", 300, 0), ("t10k", 100, 1)):
         images, labels = bars(n, seed)
         write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels.astype(np.uint8))  # IDX has no int64
     return root
 
 

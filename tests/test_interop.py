@@ -15,16 +15,6 @@ import convkit.nn as nn
 tnn = torch.nn
 
 
-@pytest.fixture
-def float64():
-    previous = convkit.get_default_dtype()
-    convkit.set_default_dtype(np.float64)
-    torch.set_default_dtype(torch.float64)
-    yield
-    convkit.set_default_dtype(previous)
-    torch.set_default_dtype(torch.float32)
-
-
 def small_cnn(lib):
     """The same architecture in convkit (lib=nn) or torch (lib=torch.nn)."""
     return lib.Sequential(

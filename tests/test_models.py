@@ -26,16 +26,6 @@ CFGS = {  # Simonyan & Zisserman, Table 1 (torchvision's cfgs "A", "B", "D", "E"
 }
 
 
-@pytest.fixture
-def float64():
-    previous = convkit.get_default_dtype()
-    convkit.set_default_dtype(np.float64)
-    torch.set_default_dtype(torch.float64)
-    yield
-    convkit.set_default_dtype(previous)
-    torch.set_default_dtype(torch.float32)
-
-
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from synthetic import bars
 
 import convkit
 import convkit.functional as F
@@ -24,16 +25,6 @@ from convkit.train import (
     per_class_accuracy,
     predict,
 )
-
-
-def bars(n, seed):
-    """An easy 10-class problem: class k is a bright horizontal bar at rows 2k+4..2k+5, plus noise (uint8)."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 60, size=(n, 28, 28))
-    for k in range(10):
-        images[labels == k, 2 * k + 4:2 * k + 6, 4:24] = 230
-    return images.astype(np.uint8), labels.astype(np.int64)
 
 
 def small_net(seed=0):
