@@ -32,7 +32,7 @@ TORCH_CONV_T = {1: TF.conv_transpose1d, 2: TF.conv_transpose2d, 3: TF.conv_trans
 NAMES = tuple(ALGORITHMS)
 
 # Largest float32 error allowed, relative to the largest |value| of the float64 result.
-# Measured (benchmarks/README_SECTION.md): 5e-7 for im2col, fft and direct, 1e-6 for
+# Measured (README.md, section Speed): 5e-7 for im2col, fft and direct, 1e-6 for
 # winograd F(2x2,3x3), 9e-6 for winograd4 F(4x4,3x3), whose transforms carry 1/6, 1/24 and 8.
 F32_TOL = {"im2col": 3e-6, "winograd": 3e-6, "winograd4": 3e-5, "fft": 3e-6, "direct": 3e-6}
 

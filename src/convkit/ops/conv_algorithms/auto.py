@@ -75,7 +75,7 @@ def requested(name: str) -> tuple[str, str]:
 
 
 def rule(p: ConvProblem) -> ConvAlgorithm:
-    """The measured rule (``benchmarks/run.py --algorithms``; see ``benchmarks/README_SECTION.md``).
+    """The measured rule (``benchmarks/run.py --algorithms``; see the Speed section of README.md).
 
     * ``winograd4`` for 2-D 3x3 kernels, stride 1, at least 32 input and 32
       output channels per group and outputs of at least 16x16: 1.3 to 1.8
