@@ -62,3 +62,19 @@ def raises_like_torch(ck_call, torch_call, ck_exc=(ValueError, TypeError)):
     with pytest.raises(ck_exc) as info:
         ck_call()
     return str(info.value)
+
+
+def compare_modules(ours, theirs, x, *, seed=1):
+    """Assert a convkit module equals a torch module: repr, state_dict keys, output, input and parameter grads.
+
+    ``theirs`` (float64) is the source of the weights: its state_dict is loaded into ``ours`` first.
+    """
+    assert repr(ours) == repr(theirs)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    compare(lambda t: ours(t), lambda t: theirs(t), [x])
+    cot = np.random.default_rng(seed).standard_normal(ours(x).shape)
+    ours(x).backward(cot)
+    theirs(torch.tensor(x)).backward(torch.tensor(cot))
+    for name, p in theirs.named_parameters():
+        np.testing.assert_allclose(getattr(ours, name).grad, p.grad.numpy(), rtol=RTOL, atol=ATOL)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from oracle import compare, raises_like_torch, torch
+from oracle import compare, compare_modules, raises_like_torch, torch
 
 import convkit
 import convkit.functional as F
@@ -313,16 +313,7 @@ MODULE_CASES = [
 def test_module_matches_torch_module(nsp, kwargs, shape):
     theirs = TORCH_MODULE[nsp](**kwargs, dtype=torch.float64)
     ours = CK_MODULE[nsp](**kwargs, dtype=np.float64)
-    assert repr(ours) == repr(theirs)
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    x = np.random.default_rng(0).standard_normal(shape)
-    compare(lambda t: ours(t), lambda t: theirs(t), [x])
-    cot = np.random.default_rng(1).standard_normal(ours(x).shape)
-    ours(x).backward(cot)
-    theirs(torch.tensor(x)).backward(torch.tensor(cot))
-    for name, p in theirs.named_parameters():
-        np.testing.assert_allclose(getattr(ours, name).grad, p.grad.numpy(), rtol=1e-8, atol=1e-10)
+    compare_modules(ours, theirs, np.random.default_rng(0).standard_normal(shape))
 
 
 def test_module_parameters_and_default_init():

@@ -28,8 +28,8 @@ from ..tensor import tensor
 from .correlation import TAPS, correlation_formulas
 from .explanation import Explanation, Matrix, Step, fmt, roundoff
 from .geometry import ConvGeometry, check_fits, columns, conv_geometry, pad, window_view
-from .operands import (as_array, channel_matrices, conv_weight, kernel_matrices, operand_shape, per_axis, spatial_input,
-                       vector)
+from .operands import (channel_matrices, conv_weight, kernel_matrices, like_output, operand_shape, per_axis,
+                       spatial_input, vector)
 from .sums import cells, cells_note, join_terms, product
 
 __all__ = ["conv1d_grad", "conv2d_grad"]
@@ -72,16 +72,6 @@ def conv2d_grad(input, weight, bias=None, stride=1, padding=0, dilation=1, *, gr
     return _explain(2, "conv2d", input, weight, bias, stride, padding, dilation, grad_output, target)
 
 
-def _like_output(value, shape, name: str, op: str) -> np.ndarray:
-    a = as_array(value, name, op)
-    if a.shape == shape[1:] and shape[0] == 1:
-        a = a[None]
-    if a.shape != shape:
-        raise ValueError(f"{op}: {name} must have the output's shape {shape} (or {shape[1:]} for one channel), "
-                         f"got {a.shape}")
-    return a
-
-
 def _explain(nsp, op, input, weight, bias, stride, padding, dilation, grad_output, target) -> Explanation:
     name = f"{op}_grad"
     if grad_output is not None and target is not None:
@@ -104,7 +94,7 @@ def _explain(nsp, op, input, weight, bias, stride, padding, dilation, grad_outpu
                   value=channel_matrices("I", x) + kernel_matrices("K", w) + channel_matrices("O", out.numpy()))]
     result: dict[str, np.ndarray | float] = {}
     if target is not None:
-        t = _like_output(target, shape, "target", name)
+        t = like_output(target, shape, "target", name)
         o_leaf = tensor(out.numpy(), requires_grad=True)
         loss = F.mse_loss(o_leaf, t)
         loss.backward()
@@ -113,7 +103,7 @@ def _explain(nsp, op, input, weight, bias, stride, padding, dilation, grad_outpu
         result["loss"] = float(loss.item())
         steps.extend(_mse_steps(out.numpy(), t, float(loss.item()), gy))
     else:
-        gy = np.ones(shape) if grad_output is None else _like_output(grad_output, shape, "grad_output", name)
+        gy = np.ones(shape) if grad_output is None else like_output(grad_output, shape, "grad_output", name)
         out.backward(gy)
         steps.append(Step("Take `L = Σ O` (the sum of all outputs), so `∂L/∂O = 1` in every cell (give grad_output or "
                           "target for another loss)." if grad_output is None else

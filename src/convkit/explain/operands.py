@@ -138,3 +138,14 @@ def operand_shape(a: np.ndarray, lead: int) -> str:
     while lead and shape[0] == 1:
         shape, lead = shape[1:], lead - 1
     return sized(shape)
+
+
+def like_output(value, shape: tuple[int, ...], name: str, op: str) -> np.ndarray:
+    """``value`` as an array of the output's ``shape`` (a single channel may omit its axis), else ValueError."""
+    a = as_array(value, name, op)
+    if a.shape == shape[1:] and shape[0] == 1:
+        a = a[None]
+    if a.shape != shape:
+        raise ValueError(f"{op}: {name} must have the output's shape {shape} (or {shape[1:]} for one channel), "
+                         f"got {a.shape}")
+    return a

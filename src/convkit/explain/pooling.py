@@ -30,7 +30,7 @@ from ..tensor import tensor
 from .correlation import OUT_INDEX
 from .explanation import Explanation, Step, fmt
 from .geometry import ConvGeometry, pad, window_view
-from .operands import AXES, as_array, channel_matrices, extent, operand_shape, per_axis, plural, spatial_input
+from .operands import AXES, channel_matrices, extent, like_output, operand_shape, per_axis, plural, spatial_input
 from .sums import cells, cells_note, join_terms
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"]
@@ -94,18 +94,6 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return _avg(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, grad_output)
 
 
-def _grad_output(value, shape, op: str) -> np.ndarray:
-    if value is None:
-        return np.ones(shape)
-    g = as_array(value, "grad_output", op)
-    if g.shape == shape[1:] and shape[0] == 1:
-        g = g[None]
-    if g.shape != shape:
-        raise ValueError(f"{op}: grad_output must have the output's shape {shape} (or {shape[1:]} for one "
-                         f"channel), got {g.shape}")
-    return g
-
-
 def _windows(x, nsp, op, kernel_size, stride, padding, dilation, ceil_mode, fill):
     """Geometry as the engine normalises it, the padded input and its windows ``(C, *out, *k)``."""
     kernel = ntuple(kernel_size, nsp, "kernel_size", op)
@@ -150,7 +138,7 @@ def _max(nsp, input, kernel_size, stride, padding, dilation, ceil_mode, grad_out
     out_t, idx_t = getattr(F, op)(xt, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
     out, indices = out_t.numpy(), idx_t.numpy()
     g, padding_t, _, xp, view = _windows(x, nsp, op, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
-    gy = _grad_output(grad_output, out.shape, op)
+    gy = np.ones(out.shape) if grad_output is None else like_output(grad_output, out.shape, "grad_output", op)
     out_t.backward(gy)
     dx = xt.grad
     spatial = x.shape[1:]
@@ -208,7 +196,7 @@ def _avg(nsp, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     g, padding_t, _, xp, view = _windows(x, nsp, op, kernel_size, stride, padding, 1, ceil_mode, 0.0)
     divisors = avg_divisors(x.shape[1:], g.kernel, g.stride, padding_t, out.shape[1:], bool(count_include_pad),
                             divisor_override, x.dtype)
-    gy = _grad_output(grad_output, out.shape, op)
+    gy = np.ones(out.shape) if grad_output is None else like_output(grad_output, out.shape, "grad_output", op)
     out_t.backward(gy)
     dx = xt.grad
     spatial = x.shape[1:]

@@ -74,7 +74,7 @@ class ConvAlgorithm:
 
     def forward(self, xp: np.ndarray, w: np.ndarray, p: ConvProblem):
         """``(y, cache)``: ``y (N, C_out, *out)`` without bias, and what ``backward`` may reuse (or None)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def backward(self, grad: np.ndarray, xp: np.ndarray | None, w: np.ndarray, p: ConvProblem,
                  cache, needs_input: bool, needs_weight: bool):
@@ -83,7 +83,7 @@ class ConvAlgorithm:
         ``xp`` and ``cache`` are needed only for ``dw`` (the transposed
         convolution asks for ``dxp`` alone, with ``xp = cache = None``).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
     def __repr__(self) -> str:
         return f"<conv algorithm {self.name}>"
