@@ -1,9 +1,10 @@
 """Reverse-mode automatic differentiation over hand-derived primitives.
 
-A primitive is a pair of functions on plain ndarrays (see ``convkit.ops``)::
+A primitive (``convkit.ops.Primitive``) binds a pair of functions on plain
+ndarrays once, under its name::
 
-    out, saved = forward(*arrays, **options)
-    grads = backward(grad_out, saved, needs)   # one entry per array input
+    out, saved = op.forward(*arrays, **options)
+    grads = op.backward(grad_out, saved, needs)   # one entry per array input
 
 ``needs`` is a tuple of booleans, one per array input, saying which input
 gradients are wanted; a backward may return ``None`` for the others (and
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from .ops import Primitive
     from .tensor import Tensor
 
 _grad_enabled = True
@@ -81,9 +83,8 @@ class Node:
         return f"<Node {self.name}>"
 
 
-def apply_with_saved(forward: Callable, backward: Callable,
-                     inputs: Sequence[Tensor | None], **options) -> tuple[Tensor, Any]:
-    """Run ``forward`` on the arrays of ``inputs`` and record ``backward``.
+def apply_with_saved(op: Primitive, inputs: Sequence[Tensor | None], **options) -> tuple[Tensor, Any]:
+    """Run ``op.forward`` on the arrays of ``inputs`` and record ``op.backward``.
 
     Returns the output Tensor and the primitive's ``saved`` object (some
     functional wrappers read extra, non-differentiable results from it,
@@ -92,18 +93,17 @@ def apply_with_saved(forward: Callable, backward: Callable,
     from .tensor import Tensor
 
     arrays = [None if t is None else t.data for t in inputs]
-    out, saved = forward(*arrays, **options)
+    out, saved = op.forward(*arrays, **options)
     needs = tuple(t is not None and t.requires_grad for t in inputs)
     if _grad_enabled and any(needs):
-        node = Node(getattr(forward, "__name__", "op"), backward, saved, tuple(inputs), needs)
+        node = Node(op.name, op.backward, saved, tuple(inputs), needs)
         return Tensor._from_op(out, node), saved
     return Tensor._from_op(out, None), saved
 
 
-def apply(forward: Callable, backward: Callable,
-          inputs: Sequence[Tensor | None], **options) -> Tensor:
+def apply(op: Primitive, inputs: Sequence[Tensor | None], **options) -> Tensor:
     """``apply_with_saved`` without the saved object: the common case."""
-    return apply_with_saved(forward, backward, inputs, **options)[0]
+    return apply_with_saved(op, inputs, **options)[0]
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:

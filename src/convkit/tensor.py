@@ -145,7 +145,7 @@ class Tensor:
     def astype(self, dtype) -> Tensor:
         """A copy converted to ``dtype`` (gradient flows back, converted to the source dtype)."""
         dt = np.dtype(dtype)
-        return autograd.apply(_cast_forward, _cast_backward, [self], dtype=dt)
+        return autograd.apply(A.cast, [self], dtype=dt)
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -172,40 +172,40 @@ class Tensor:
         return f"tensor({body}{extra}{grad})"
 
     # ------------------------------------------------------------ arithmetic
-    def _binary(self, other, fwd, bwd, reverse=False):
+    def _binary(self, other, op, reverse=False):
         other = _lift(other, self.dtype)
         a, b = (other, self) if reverse else (self, other)
-        return autograd.apply(fwd, bwd, [a, b])
+        return autograd.apply(op, [a, b])
 
     def __add__(self, o):
-        return self._binary(o, A.add_forward, A.add_backward)
+        return self._binary(o, A.add)
 
     def __radd__(self, o):
-        return self._binary(o, A.add_forward, A.add_backward, reverse=True)
+        return self._binary(o, A.add, reverse=True)
 
     def __sub__(self, o):
-        return self._binary(o, A.sub_forward, A.sub_backward)
+        return self._binary(o, A.sub)
 
     def __rsub__(self, o):
-        return self._binary(o, A.sub_forward, A.sub_backward, reverse=True)
+        return self._binary(o, A.sub, reverse=True)
 
     def __mul__(self, o):
-        return self._binary(o, A.mul_forward, A.mul_backward)
+        return self._binary(o, A.mul)
 
     def __rmul__(self, o):
-        return self._binary(o, A.mul_forward, A.mul_backward, reverse=True)
+        return self._binary(o, A.mul, reverse=True)
 
     def __truediv__(self, o):
-        return self._binary(o, A.div_forward, A.div_backward)
+        return self._binary(o, A.div)
 
     def __rtruediv__(self, o):
-        return self._binary(o, A.div_forward, A.div_backward, reverse=True)
+        return self._binary(o, A.div, reverse=True)
 
     def __matmul__(self, o):
-        return self._binary(o, A.matmul_forward, A.matmul_backward)
+        return self._binary(o, A.matmul)
 
     def __rmatmul__(self, o):
-        return self._binary(o, A.matmul_forward, A.matmul_backward, reverse=True)
+        return self._binary(o, A.matmul, reverse=True)
 
     def __rpow__(self, base):
         """``base ** self`` for a constant ``base > 0``: ``exp(self * log(base))``."""
@@ -214,7 +214,7 @@ class Tensor:
         return (self * float(np.log(base))).exp()
 
     def __neg__(self):
-        return autograd.apply(A.neg_forward, A.neg_backward, [self])
+        return autograd.apply(A.neg, [self])
 
     def __pos__(self):
         return self
@@ -222,7 +222,7 @@ class Tensor:
     def __pow__(self, exponent):
         if not isinstance(exponent, numbers.Real):
             raise TypeError(f"Tensor ** : exponent must be a real number, got {type(exponent).__name__}")
-        return autograd.apply(A.pow_forward, A.pow_backward, [self], exponent=exponent)
+        return autograd.apply(A.power, [self], exponent=exponent)
 
     # Comparisons give boolean tensors outside the graph.
     def _compare(self, o, fn):
@@ -250,16 +250,16 @@ class Tensor:
 
     # ----------------------------------------------------- element-wise math
     def exp(self) -> Tensor:
-        return autograd.apply(A.exp_forward, A.exp_backward, [self])
+        return autograd.apply(A.exp, [self])
 
     def log(self) -> Tensor:
-        return autograd.apply(A.log_forward, A.log_backward, [self])
+        return autograd.apply(A.log, [self])
 
     def sqrt(self) -> Tensor:
-        return autograd.apply(A.sqrt_forward, A.sqrt_backward, [self])
+        return autograd.apply(A.sqrt, [self])
 
     def abs(self) -> Tensor:
-        return autograd.apply(A.abs_forward, A.abs_backward, [self])
+        return autograd.apply(A.absolute, [self])
 
     def relu(self) -> Tensor:
         from .functional import relu
@@ -268,14 +268,14 @@ class Tensor:
 
     # ------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim: bool = False) -> Tensor:
-        return autograd.apply(A.sum_forward, A.sum_backward, [self], axis=_axis(dim), keepdims=keepdim)
+        return autograd.apply(A.reduce_sum, [self], axis=_axis(dim), keepdims=keepdim)
 
     def mean(self, dim=None, keepdim: bool = False) -> Tensor:
-        return autograd.apply(A.mean_forward, A.mean_backward, [self], axis=_axis(dim), keepdims=keepdim)
+        return autograd.apply(A.reduce_mean, [self], axis=_axis(dim), keepdims=keepdim)
 
     def max(self, dim=None, keepdim: bool = False) -> Tensor:
         """Maximum over ``dim`` (values only; use ``argmax`` for positions)."""
-        return autograd.apply(A.max_forward, A.max_backward, [self], axis=_axis(dim), keepdims=keepdim)
+        return autograd.apply(A.reduce_max, [self], axis=_axis(dim), keepdims=keepdim)
 
     def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
         return Tensor._from_op(np.argmax(self.data, axis=dim, keepdims=keepdim), None)
@@ -283,7 +283,7 @@ class Tensor:
     # --------------------------------------------------------------- shapes
     def reshape(self, *shape) -> Tensor:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return autograd.apply(A.reshape_forward, A.reshape_backward, [self], shape=tuple(shape))
+        return autograd.apply(A.reshape, [self], shape=tuple(shape))
 
     view = reshape
 
@@ -295,7 +295,7 @@ class Tensor:
 
     def permute(self, *axes) -> Tensor:
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return autograd.apply(A.transpose_forward, A.transpose_backward, [self],
+        return autograd.apply(A.transpose, [self],
                               axes=tuple(a % self.ndim for a in axes))
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
@@ -309,7 +309,7 @@ class Tensor:
 
     def __getitem__(self, index) -> Tensor:
         index = _plain_index(index)
-        return autograd.apply(A.getitem_forward, A.getitem_backward, [self], index=index)
+        return autograd.apply(A.getitem, [self], index=index)
 
 
 def _axis(dim):
@@ -334,14 +334,6 @@ def _lift(value, dtype) -> Tensor:
     if isinstance(value, numbers.Number):
         return Tensor._from_op(np.asarray(value, dtype=dtype if dtype.kind == "f" else None), None)
     return Tensor._from_op(np.asarray(value), None)
-
-
-def _cast_forward(a, *, dtype):
-    return a.astype(dtype), a.dtype
-
-
-def _cast_backward(g, src_dtype, needs=(True,)):
-    return (g.astype(src_dtype),)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:

@@ -22,7 +22,7 @@ __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "d
 
 def relu(input) -> Tensor:
     """``max(x, 0)`` element-wise; the gradient at 0 is 0."""
-    return apply(A.relu_forward, A.relu_backward, [as_tensor(input, op="relu")])
+    return apply(A.relu, [as_tensor(input, op="relu")])
 
 
 def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
@@ -33,36 +33,36 @@ def leaky_relu(input, negative_slope: float = 0.01) -> Tensor:
             f"leaky_relu: negative_slope must be a real number, got {type(negative_slope).__name__} "
             f"{negative_slope!r}"
         )
-    return apply(A.leaky_relu_forward, A.leaky_relu_backward, [x], negative_slope=float(negative_slope))
+    return apply(A.leaky_relu, [x], negative_slope=float(negative_slope))
 
 
 def sigmoid(input) -> Tensor:
     """``1 / (1 + exp(-x))`` element-wise, without overflow for large ``|x|``."""
-    return apply(A.sigmoid_forward, A.sigmoid_backward, [as_tensor(input, op="sigmoid")])
+    return apply(A.sigmoid, [as_tensor(input, op="sigmoid")])
 
 
 def tanh(input) -> Tensor:
     """``tanh(x)`` element-wise."""
-    return apply(A.tanh_forward, A.tanh_backward, [as_tensor(input, op="tanh")])
+    return apply(A.tanh, [as_tensor(input, op="tanh")])
 
 
-def _along_dim(input, dim, op: str, forward, backward) -> Tensor:
+def _along_dim(input, dim, op: str, primitive) -> Tensor:
     """Apply a normalisation along ``dim``; a 0-d input is treated as one element."""
     x = as_tensor(input, op=op)
     axis = normalize_dim(dim, x.ndim, op)
     if x.ndim == 0:
-        return apply(forward, backward, [x.reshape(1)], axis=0).reshape(())
-    return apply(forward, backward, [x], axis=axis)
+        return apply(primitive, [x.reshape(1)], axis=0).reshape(())
+    return apply(primitive, [x], axis=axis)
 
 
 def softmax(input, dim: int) -> Tensor:
     """``exp(x_i) / sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits)."""
-    return _along_dim(input, dim, "softmax", A.softmax_forward, A.softmax_backward)
+    return _along_dim(input, dim, "softmax", A.softmax)
 
 
 def log_softmax(input, dim: int) -> Tensor:
     """``x_i - log sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits)."""
-    return _along_dim(input, dim, "log_softmax", A.log_softmax_forward, A.log_softmax_backward)
+    return _along_dim(input, dim, "log_softmax", A.log_softmax)
 
 
 def dropout(input, p: float = 0.5, training: bool = True) -> Tensor:
@@ -77,7 +77,7 @@ def dropout(input, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
     if not training or p == 0:
         return x
-    return apply(A.dropout_forward, A.dropout_backward, [x], p=float(p))
+    return apply(A.dropout, [x], p=float(p))
 
 
 def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 from ..autograd import apply
 from ..ops._args import conv_pads, ntuple
-from ..ops.conv import conv_backward, conv_forward
+from ..ops.conv import conv
 from ..ops.conv_algorithms import auto, conv_problem
-from ..ops.conv_transpose import adjoint_problem, conv_transpose_backward, conv_transpose_forward, transposed_sizes
+from ..ops.conv_transpose import adjoint_problem, conv_transpose, transposed_sizes
 from ..ops.padding import check_pads
 from ..tensor import Tensor, as_tensor
 
@@ -154,7 +154,7 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-nsp:], pads))
     _check_algorithm(algorithm, conv_problem((1, w.shape[1] * groups) + padded, w.shape, stride, dilation,
                                              groups, x.dtype), op)
-    y = apply(conv_forward, conv_backward, [_batched(x, batched), w, b], stride=stride, pads=pads,
+    y = apply(conv, [_batched(x, batched), w, b], stride=stride, pads=pads,
               dilation=dilation, groups=groups, padding_mode=padding_mode, flip=flip, algorithm=algorithm)
     return _unbatched(y, batched)
 
@@ -189,7 +189,7 @@ def _conv_transpose(nsp: int, op: str, input, weight, bias, stride, padding, out
         )
     _check_algorithm(algorithm, adjoint_problem((1,) + x.shape[-nsp - 1:], w.shape, stride, dilation, groups,
                                                 x.dtype), op)
-    y = apply(conv_transpose_forward, conv_transpose_backward, [_batched(x, batched), w, b],
+    y = apply(conv_transpose, [_batched(x, batched), w, b],
               stride=stride, pads=pads, output_padding=output_padding, dilation=dilation, groups=groups,
               algorithm=algorithm)
     return _unbatched(y, batched)

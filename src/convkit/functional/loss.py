@@ -66,11 +66,11 @@ def _check_class_indices(op: str, x: Tensor, t: Tensor, num_classes: int, ignore
         )
 
 
-def _run(forward, backward, x: Tensor, t: Tensor, w: Tensor | None, **options) -> Tensor:
+def _run(primitive, x: Tensor, t: Tensor, w: Tensor | None, **options) -> Tensor:
     """Apply a class-loss primitive; an unbatched ``(C,)`` input gets a batch axis of 1, removed again."""
     if x.ndim > 1:
-        return apply(forward, backward, [x, t, w], **options)
-    out = apply(forward, backward, [x.reshape((1,) + x.shape), t.reshape((1,) + t.shape), w], **options)
+        return apply(primitive, [x, t, w], **options)
+    out = apply(primitive, [x.reshape((1,) + x.shape), t.reshape((1,) + t.shape), w], **options)
     return out.reshape(()) if options["reduction"] == "none" else out
 
 
@@ -86,7 +86,7 @@ def mse_loss(input, target, *, reduction: str = "mean") -> Tensor:
     if x.shape != t.shape:
         raise ValueError(f"mse_loss: target shape {t.shape} differs from input shape {x.shape}; they must match")
     check_same_dtype("mse_loss", input=x, target=t)
-    return apply(L.mse_loss_forward, L.mse_loss_backward, [x, t], reduction=reduction)
+    return apply(L.mse_loss, [x, t], reduction=reduction)
 
 
 def nll_loss(input, target, weight=None, *, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
@@ -109,7 +109,7 @@ def nll_loss(input, target, weight=None, *, ignore_index: int = -100, reduction:
         raise TypeError(f"{op}: target must hold integer class indices, got dtype {t.dtype}")
     _check_class_indices(op, x, t, num_classes, ignore_index)
     w = _class_weight(op, weight, x, num_classes)
-    return _run(L.nll_loss_forward, L.nll_loss_backward, x, t, w,
+    return _run(L.nll_loss, x, t, w,
                 ignore_index=int(ignore_index), reduction=reduction)
 
 
@@ -146,7 +146,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
             )
         check_same_dtype(op, input=x, target=t)
         w = _class_weight(op, weight, x, num_classes)
-        return _run(L.soft_cross_entropy_forward, L.soft_cross_entropy_backward, x, t, w,
+        return _run(L.soft_cross_entropy, x, t, w,
                     reduction=reduction, label_smoothing=float(label_smoothing))
     if t.dtype.kind not in "iu":
         raise TypeError(
@@ -155,5 +155,5 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
         )
     _check_class_indices(op, x, t, num_classes, ignore_index)
     w = _class_weight(op, weight, x, num_classes)
-    return _run(L.cross_entropy_forward, L.cross_entropy_backward, x, t, w, ignore_index=int(ignore_index),
+    return _run(L.cross_entropy, x, t, w, ignore_index=int(ignore_index),
                 reduction=reduction, label_smoothing=float(label_smoothing))

@@ -129,7 +129,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                          f"(they normalise in evaluation mode); got "
                          f"running_mean={'None' if rm is None else 'an array'}, "
                          f"running_var={'None' if rv is None else 'an array'}")
-    return apply(N.batch_norm_forward, N.batch_norm_backward, [x, w, b], running_mean=rm,
+    return apply(N.batch_norm, [x, w, b], running_mean=rm,
                  running_var=rv, training=bool(training), momentum=momentum, eps=eps)
 
 
@@ -163,7 +163,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if not use_input_stats and (rm is None or rv is None):
         raise ValueError(f"{op}: running_mean and running_var must be given when "
                          f"use_input_stats=False (they normalise instead of the instance statistics)")
-    return apply(N.instance_norm_forward, N.instance_norm_backward, [x, w, b], running_mean=rm,
+    return apply(N.instance_norm, [x, w, b], running_mean=rm,
                  running_var=rv, use_input_stats=bool(use_input_stats), momentum=momentum, eps=eps)
 
 
@@ -195,7 +195,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05) -> Te
     w = _param(weight, "weight", shape, x, op, what)
     b = _param(bias, "bias", shape, x, op, what)
     eps = _check_eps(eps, op)
-    return apply(N.layer_norm_forward, N.layer_norm_backward, [x, w, b],
+    return apply(N.layer_norm, [x, w, b],
                  normalized_ndim=len(shape), eps=eps)
 
 
@@ -220,5 +220,5 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05) -> Tensor:
                          f"but got input of shape {x.shape} and num_groups={num_groups}")
     w, b = _channel_params(weight, bias, x, op)
     eps = _check_eps(eps, op)
-    return apply(N.group_norm_forward, N.group_norm_backward, [x, w, b],
+    return apply(N.group_norm, [x, w, b],
                  num_groups=int(num_groups), eps=eps)

@@ -99,7 +99,7 @@ def _max_pool(nsp, op, input, kernel_size, stride, padding, dilation, ceil_mode,
     x, batched = _pool_input(input, nsp, op)
     kernel, stride, padding, dilation = _window_args(nsp, op, kernel_size, stride, padding, dilation)
     _output_shape(op, x.shape[2:], kernel, stride, padding, dilation, bool(ceil_mode))
-    y, saved = apply_with_saved(P.max_pool_forward, P.max_pool_backward, [x], kernel=kernel, stride=stride,
+    y, saved = apply_with_saved(P.max_pool, [x], kernel=kernel, stride=stride,
                                 padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode))
     y = _unbatch(y, batched)
     return (y, _indices_tensor(saved.indices, batched)) if return_indices else y
@@ -157,7 +157,7 @@ def _avg_pool(nsp, op, input, kernel_size, stride, padding, ceil_mode, count_inc
             f"(PyTorch's avg_pool3d requires input >= kernel along every axis, padding notwithstanding)"
         )
     _output_shape(op, x.shape[2:], kernel, stride, padding, (1,) * nsp, bool(ceil_mode))
-    y = apply(P.avg_pool_forward, P.avg_pool_backward, [x], kernel=kernel, stride=stride, padding=padding,
+    y = apply(P.avg_pool, [x], kernel=kernel, stride=stride, padding=padding,
               ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
               divisor_override=divisor_override)
     return _unbatch(y, batched)
@@ -258,7 +258,7 @@ def _max_unpool(nsp, op, input, indices, kernel_size, stride, padding, output_si
             f"[{idx.data.min()}, {idx.data.max()}]; if they index a larger pooled input, pass its size "
             f"as output_size"
         )
-    y = apply(P.max_unpool_forward, P.max_unpool_backward, [x, idx], output_size=size)
+    y = apply(P.max_unpool, [x, idx], output_size=size)
     return _unbatch(y, batched)
 
 
@@ -306,7 +306,7 @@ def _adaptive_shape(output_size, spatial, op: str) -> tuple[int, ...]:
 def _adaptive_avg(nsp, op, input, output_size):
     x, batched = _pool_input(input, nsp, op)
     size = _adaptive_shape(output_size, x.shape[2:], op)
-    y = apply(AP.adaptive_avg_pool_forward, AP.adaptive_avg_pool_backward, [x], output_size=size)
+    y = apply(AP.adaptive_avg_pool, [x], output_size=size)
     return _unbatch(y, batched)
 
 
@@ -333,7 +333,7 @@ def adaptive_avg_pool3d(input, output_size):
 def _adaptive_max(nsp, op, input, output_size, return_indices):
     x, batched = _pool_input(input, nsp, op)
     size = _adaptive_shape(output_size, x.shape[2:], op)
-    y, (indices, _) = apply_with_saved(AP.adaptive_max_pool_forward, AP.adaptive_max_pool_backward, [x],
+    y, (indices, _) = apply_with_saved(AP.adaptive_max_pool, [x],
                                        output_size=size)
     y = _unbatch(y, batched)
     return (y, _indices_tensor(indices, batched)) if return_indices else y
@@ -362,7 +362,7 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):
 # ------------------------------------------------------------------ global average
 def _global_avg(nsp, op, input):
     x, batched = _pool_input(input, nsp, op)
-    return _unbatch(apply(P.global_avg_pool_forward, P.global_avg_pool_backward, [x]), batched)
+    return _unbatch(apply(P.global_avg_pool, [x]), batched)
 
 
 def global_avg_pool1d(input):

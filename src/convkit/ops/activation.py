@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import Primitive
 from ..random import generator
 
 
@@ -72,7 +73,7 @@ def shifted_logits(x, axis: int):
     return x - x.max(axis=axis, keepdims=True)
 
 
-def log_softmax(x, axis: int):
+def log_softmax_values(x, axis: int):
     """``log p_i = z_i - log sum_j exp(z_j)`` with ``z = x - max(x)`` along ``axis`` (stable for huge ``|x|``)."""
     z = shifted_logits(x, axis)
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
@@ -103,7 +104,7 @@ def log_softmax_forward(x, *, axis: int):
     Backward (``dy_i/dx_k = delta_ik - softmax(x)_k``):
     ``dx_k = g_k - exp(y_k) * sum_i g_i``.
     """
-    y = log_softmax(x, axis)
+    y = log_softmax_values(x, axis)
     return y, (y, axis)
 
 
@@ -128,3 +129,12 @@ def dropout_forward(x, *, p: float):
 
 def dropout_backward(g, mask, needs=(True,)):
     return (g * mask,)
+
+
+relu = Primitive("relu", relu_forward, relu_backward)
+leaky_relu = Primitive("leaky_relu", leaky_relu_forward, leaky_relu_backward)
+sigmoid = Primitive("sigmoid", sigmoid_forward, sigmoid_backward)
+tanh = Primitive("tanh", tanh_forward, tanh_backward)
+softmax = Primitive("softmax", softmax_forward, softmax_backward)
+log_softmax = Primitive("log_softmax", log_softmax_forward, log_softmax_backward)
+dropout = Primitive("dropout", dropout_forward, dropout_backward)

@@ -32,6 +32,8 @@ import math
 
 import numpy as np
 
+from . import Primitive
+
 
 def adaptive_windows(n: int, o: int) -> tuple[np.ndarray, np.ndarray]:
     """``start_i = floor(i*n/o)``, ``stop_i = ceil((i+1)*n/o)`` for ``i = 0..o-1``."""
@@ -143,3 +145,7 @@ def adaptive_max_pool_backward(g, saved, needs=(True,)):
     keys = (np.arange(planes, dtype=np.int64)[:, None] * size + indices.reshape(planes, -1)).ravel()
     dx = np.bincount(keys, weights=g.ravel(), minlength=planes * size)
     return (dx.astype(g.dtype, copy=False).reshape(shape),)
+
+
+adaptive_avg_pool = Primitive("adaptive_avg_pool", adaptive_avg_pool_forward, adaptive_avg_pool_backward)
+adaptive_max_pool = Primitive("adaptive_max_pool", adaptive_max_pool_forward, adaptive_max_pool_backward)

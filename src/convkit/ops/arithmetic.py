@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import Primitive
+
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched to reach it from ``shape``."""
@@ -221,14 +223,30 @@ def getitem_backward(g, saved, needs=(True,)):
     return (out,)
 
 
-def where_forward(cond, a, b):
-    """``out = a where cond else b`` (``cond`` is a constant boolean array)."""
-    return np.where(cond, a, b), (cond, a.shape, b.shape)
+def cast_forward(a, *, dtype):
+    """``y = a`` converted to ``dtype``; backward converts the gradient back to ``a``'s dtype."""
+    return a.astype(dtype), a.dtype
 
 
-def where_backward(g, saved, needs=(False, True, True)):
-    cond, sa, sb = saved
-    zero = np.zeros((), dtype=g.dtype)
-    return (None,
-            unbroadcast(np.where(cond, g, zero), sa) if needs[1] else None,
-            unbroadcast(np.where(cond, zero, g), sb) if needs[2] else None)
+def cast_backward(g, src_dtype, needs=(True,)):
+    return (g.astype(src_dtype),)
+
+
+add = Primitive("add", add_forward, add_backward)
+sub = Primitive("sub", sub_forward, sub_backward)
+mul = Primitive("mul", mul_forward, mul_backward)
+div = Primitive("div", div_forward, div_backward)
+neg = Primitive("neg", neg_forward, neg_backward)
+power = Primitive("pow", pow_forward, pow_backward)
+exp = Primitive("exp", exp_forward, exp_backward)
+log = Primitive("log", log_forward, log_backward)
+sqrt = Primitive("sqrt", sqrt_forward, sqrt_backward)
+absolute = Primitive("abs", abs_forward, abs_backward)
+matmul = Primitive("matmul", matmul_forward, matmul_backward)
+reduce_sum = Primitive("sum", sum_forward, sum_backward)
+reduce_mean = Primitive("mean", mean_forward, mean_backward)
+reduce_max = Primitive("max", max_forward, max_backward)
+reshape = Primitive("reshape", reshape_forward, reshape_backward)
+transpose = Primitive("transpose", transpose_forward, transpose_backward)
+getitem = Primitive("getitem", getitem_forward, getitem_backward)
+cast = Primitive("cast", cast_forward, cast_backward)

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import Primitive
 from .conv_algorithms import auto, conv_problem
 from .padding import pad_backward, pad_forward
 
@@ -87,3 +88,6 @@ def conv_backward(g: np.ndarray, saved, needs=(True, True, True)):
     if needs[2]:
         db = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
     return dx, dw, db
+
+
+conv = Primitive("conv", conv_forward, conv_backward)

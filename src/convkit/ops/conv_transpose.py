@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import Primitive
 from .conv_algorithms import auto, conv_problem
 from .padding import pad_forward
 
@@ -105,3 +106,6 @@ def conv_transpose_backward(g: np.ndarray, saved, needs=(True, True, True)):
     if needs[2]:
         db = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
     return dx, dw, db
+
+
+conv_transpose = Primitive("conv_transpose", conv_transpose_forward, conv_transpose_backward)

@@ -6,6 +6,8 @@ are each a single matrix product (GEMM), whatever the batch shape.
 
 from __future__ import annotations
 
+from . import Primitive
+
 
 def linear_forward(x, weight, bias=None):
     """``y[..., o] = sum_i x[..., i] * W[o, i] + b[o]``.
@@ -30,3 +32,6 @@ def linear_backward(g, saved, needs=(True, True, True)):
     dw = g2.T @ x2 if needs[1] else None
     db = g2.sum(axis=0) if needs[2] else None
     return dx, dw, db
+
+
+linear = Primitive("linear", linear_forward, linear_backward)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activation import log_softmax
+from . import Primitive
+from .activation import log_softmax_values
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -145,7 +146,7 @@ def cross_entropy_forward(x, target, weight=None, *, ignore_index: int, reductio
     with ``p = softmax(x)`` and ``Q_n = sum_c q[n, c] = (1 - eps) w_n + eps/C keep_n sum_c weight_c``.
     Max-shifted, so logits of any magnitude (1e4) are exact.
     """
-    logp = log_softmax(x, 1)
+    logp = log_softmax_values(x, 1)
     num_classes = x.shape[1]
     class_weight = _class_weight(weight, num_classes, x.dtype)
     y, keep, w = _item_weights(target, class_weight, ignore_index)
@@ -181,7 +182,7 @@ def soft_cross_entropy_forward(x, target, weight=None, *, reduction: str, label_
     Backward: ``dx[n, c] = gbar_n (p[n, c] Q_n - q[n, c])``, ``Q_n = sum_c q[n, c]``,
     ``dt[n, c] = -gbar_n (1 - eps) weight_c logp[n, c]``.
     """
-    logp = log_softmax(x, 1)
+    logp = log_softmax_values(x, 1)
     class_weight = _per_class(_class_weight(weight, x.shape[1], x.dtype), x.ndim)
     q = class_weight * ((1 - label_smoothing) * target + label_smoothing / x.shape[1])
     per_item = -(q * logp).sum(axis=1)
@@ -195,3 +196,9 @@ def soft_cross_entropy_backward(g, saved, needs=(True, True, False)):
     dx = gbar * (np.exp(logp) * q.sum(axis=1, keepdims=True) - q) if needs[0] else None
     dt = -(1 - eps) * gbar * class_weight * logp if needs[1] else None
     return dx, dt, None
+
+
+mse_loss = Primitive("mse_loss", mse_loss_forward, mse_loss_backward)
+nll_loss = Primitive("nll_loss", nll_loss_forward, nll_loss_backward)
+cross_entropy = Primitive("cross_entropy", cross_entropy_forward, cross_entropy_backward)
+soft_cross_entropy = Primitive("soft_cross_entropy", soft_cross_entropy_forward, soft_cross_entropy_backward)

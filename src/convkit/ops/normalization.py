@@ -52,6 +52,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import Primitive
+
 
 @dataclass(frozen=True)
 class NormSaved:
@@ -345,3 +347,9 @@ def group_norm_backward(g, saved: NormSaved, needs=(True, True, True)):
     ``dgamma_c = sum_{n,s} g * xhat``, ``dbeta_c = sum_{n,s} g``.
     """
     return _normalize_backward(g, saved, needs)
+
+
+batch_norm = Primitive("batch_norm", batch_norm_forward, batch_norm_backward)
+instance_norm = Primitive("instance_norm", instance_norm_forward, instance_norm_backward)
+layer_norm = Primitive("layer_norm", layer_norm_forward, layer_norm_backward)
+group_norm = Primitive("group_norm", group_norm_forward, group_norm_backward)

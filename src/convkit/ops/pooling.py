@@ -42,6 +42,7 @@ import itertools
 import math
 import numpy as np
 
+from . import Primitive
 from .padding import pad_backward, pad_forward
 from .windows import fold, windows
 
@@ -409,3 +410,9 @@ def global_avg_pool_backward(g, shape, needs=(True,)):
     """``dx[n, c, i] = g[n, c, 0, ..., 0] / prod(n)`` for every ``i``."""
     count = math.prod(shape[2:])
     return (np.broadcast_to(g / count, shape).copy(),)
+
+
+max_pool = Primitive("max_pool", max_pool_forward, max_pool_backward)
+avg_pool = Primitive("avg_pool", avg_pool_forward, avg_pool_backward)
+max_unpool = Primitive("max_unpool", max_unpool_forward, max_unpool_backward)
+global_avg_pool = Primitive("global_avg_pool", global_avg_pool_forward, global_avg_pool_backward)
