@@ -29,17 +29,22 @@ page faults of a training loop (a quarter of a LeNet-5 step here).
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 
-from .ops.conv_algorithms import auto
+from .ops.conv_algorithms import ALGORITHMS, ConvAlgorithm, ConvProblem, auto
 
 CONV_ALGORITHMS = auto.NAMES
-ENV_VAR = auto.ENV_VAR
+ENV_VAR = "CONVKIT_CONV_ALGORITHM"
 
 __all__ = ["CONV_ALGORITHMS", "ENV_VAR", "conv_algorithm", "get_conv_algorithm", "get_conv_benchmark",
            "reuse_freed_memory", "set_conv_algorithm", "set_conv_benchmark"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+_forced: str | None = None
+_benchmark = False
+_timed: dict[ConvProblem, ConvAlgorithm] = {}
 
 
 def set_conv_algorithm(name: str | None) -> None:
@@ -47,12 +52,51 @@ def set_conv_algorithm(name: str | None) -> None:
 
     ``None`` removes the setting (the environment variable, then the automatic choice, apply again).
     """
-    auto.set_forced(name)
+    global _forced
+    _forced = None if name is None else auto.check_name(name, "set_conv_algorithm: name")
+
+
+def _requested(name: str) -> tuple[str, str]:
+    """``(name, source)`` after the precedence rules; ``source`` says where a forced name came from."""
+    if name != "auto":
+        return name, f"algorithm={name!r}"
+    if _forced is not None:
+        return _forced, f"convkit.backends.set_conv_algorithm({_forced!r})"
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return auto.check_name(env, f"the environment variable {ENV_VAR}"), f"{ENV_VAR}={env}"
+    return "auto", ""
 
 
 def get_conv_algorithm() -> str:
     """The algorithm name that calls left on ``"auto"`` follow: the setting, else the env variable, else ``"auto"``."""
-    return auto.requested("auto")[0]
+    return _requested("auto")[0]
+
+
+def choose_conv_algorithm(name: str, problem: ConvProblem, op: str) -> ConvAlgorithm:
+    """The algorithm that runs ``problem`` for a call with ``algorithm=name`` (``convkit.functional`` asks).
+
+    Precedence, first match wins: ``name`` when it is not ``"auto"``; then
+    ``set_conv_algorithm``; then the environment variable; then, in
+    benchmark mode, the fastest algorithm timed once per problem; else the
+    rule ``ops.conv_algorithms.auto.rule``. A forced algorithm that cannot
+    run the problem raises ValueError (prefixed ``op``) naming the option it
+    lacks and where the choice came from.
+    """
+    auto.check_name(name, f"{op}: algorithm")
+    chosen, source = _requested(name)
+    if chosen != "auto":
+        algorithm = ALGORITHMS[chosen]
+        reason = algorithm.unsupported(problem)
+        if reason is not None:
+            raise ValueError(f"{op}: algorithm {chosen!r} (forced by {source}) cannot run this convolution: "
+                             f"{reason}; use algorithm='auto' or 'im2col'")
+        return algorithm
+    if _benchmark:
+        if problem not in _timed:
+            _timed[problem] = auto.fastest(problem)
+        return _timed[problem]
+    return auto.rule(problem)
 
 
 class conv_algorithm:
@@ -66,27 +110,32 @@ class conv_algorithm:
         self.name = auto.check_name(name, "conv_algorithm: name")
 
     def __enter__(self) -> conv_algorithm:
-        self._previous = auto.set_forced(self.name)
+        self._previous = _forced
+        set_conv_algorithm(self.name)
         return self
 
     def __exit__(self, *exc) -> None:
-        auto.set_forced(self._previous)
+        set_conv_algorithm(self._previous)
 
 
 def set_conv_benchmark(flag: bool) -> None:
     """Benchmark mode of ``"auto"`` (like ``torch.backends.cudnn.benchmark``).
 
     On: the first convolution of each shape times every algorithm that can
-    run it (forward and both gradients, best of two) and keeps the fastest
-    for later calls of that shape. Worth it when shapes repeat, as in
-    training; the first step is slower. Off (default): a fixed rule.
+    run it (forward and both gradients, on random data of that shape) and
+    keeps the fastest for later calls of that shape. Worth it when shapes
+    repeat, as in training; the first step is slower. Off (default): a
+    fixed rule. Turning it off forgets the timings.
     """
-    auto.set_benchmark(flag)
+    global _benchmark
+    _benchmark = bool(flag)
+    if not _benchmark:
+        _timed.clear()
 
 
 def get_conv_benchmark() -> bool:
     """Whether benchmark mode is on."""
-    return auto.benchmark_enabled()
+    return _benchmark
 
 
 def reuse_freed_memory(limit: int = 256 << 20) -> bool:

@@ -36,9 +36,10 @@ Every argument is checked before anything is computed.
 from __future__ import annotations
 
 from ..autograd import apply
+from ..backends import choose_conv_algorithm
 from ..ops._args import conv_pads, ntuple
 from ..ops.conv import conv
-from ..ops.conv_algorithms import auto, conv_problem
+from ..ops.conv_algorithms import conv_problem
 from ..ops.conv_transpose import adjoint_problem, conv_transpose, transposed_sizes
 from ..ops.padding import check_pads
 from ..tensor import Tensor, as_tensor
@@ -132,11 +133,6 @@ def _unbatched(y: Tensor, batched: bool) -> Tensor:
     return y if batched else y.reshape(y.shape[1:])
 
 
-def _check_algorithm(algorithm, problem, op: str) -> None:
-    auto.check_name(algorithm, f"{op}: algorithm")
-    auto.check(algorithm, problem, op)
-
-
 def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, dilation, groups,
           padding_mode, algorithm) -> Tensor:
     layout = f"(C_out, C_in/groups, {_kernel_letters(nsp)})"
@@ -151,11 +147,11 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     _check_spatial(x.shape[-nsp:], op)
     check_pads(x.shape, pads, padding_mode, op)
     _check_fits(x.shape[-nsp:], kernel, dilation, pads, op)
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-nsp:], pads))
-    _check_algorithm(algorithm, conv_problem((1, w.shape[1] * groups) + padded, w.shape, stride, dilation,
-                                             groups, x.dtype), op)
-    y = apply(conv, [_batched(x, batched), w, b], stride=stride, pads=pads,
-              dilation=dilation, groups=groups, padding_mode=padding_mode, flip=flip, algorithm=algorithm)
+    x = _batched(x, batched)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
+    problem = conv_problem(x.shape[:2] + padded, w.shape, stride, dilation, groups, x.dtype)
+    y = apply(conv, [x, w, b], stride=stride, pads=pads, dilation=dilation, groups=groups,
+              padding_mode=padding_mode, flip=flip, algorithm=choose_conv_algorithm(algorithm, problem, op))
     return _unbatched(y, batched)
 
 
@@ -187,11 +183,10 @@ def _conv_transpose(nsp: int, op: str, input, weight, bias, stride, padding, out
             f"{op}: output size {out} is not positive for input size {x.shape[-nsp:]}, kernel "
             f"{w.shape[2:]}, stride {stride}, padding {padding!r}, dilation {dilation}; reduce padding"
         )
-    _check_algorithm(algorithm, adjoint_problem((1,) + x.shape[-nsp - 1:], w.shape, stride, dilation, groups,
-                                                x.dtype), op)
-    y = apply(conv_transpose, [_batched(x, batched), w, b],
-              stride=stride, pads=pads, output_padding=output_padding, dilation=dilation, groups=groups,
-              algorithm=algorithm)
+    x = _batched(x, batched)
+    problem = adjoint_problem(x.shape, w.shape, stride, dilation, groups, x.dtype)
+    y = apply(conv_transpose, [x, w, b], stride=stride, pads=pads, output_padding=output_padding,
+              dilation=dilation, groups=groups, algorithm=choose_conv_algorithm(algorithm, problem, op))
     return _unbatched(y, batched)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import functional as F
 from ..ops._args import ntuple
-from ..ops.conv_algorithms import auto
+from ..ops.conv_algorithms.auto import check_name
 from ..ops.conv_transpose import transposed_sizes
 from ..ops.padding import PADDING_MODES
 from ..tensor import Tensor, get_default_dtype
@@ -52,7 +52,7 @@ class _ConvBase(Module):
     def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                padding_mode, output_padding, dtype, algorithm) -> None:
         name, n = type(self).__name__, self._nsp
-        auto.check_name(algorithm, f"{name}: algorithm")
+        check_name(algorithm, f"{name}: algorithm")
         for arg, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")

@@ -30,8 +30,8 @@ and ``dx`` is ``dxp`` folded back through the padding (``pad_backward``).
 
 Computation: ``conv_forward`` pads the input (``padding_mode``), mirrors
 the kernel for ``flip``, and hands the correlation of the padded input to
-one of the algorithms of ``ops.conv_algorithms`` (``algorithm=``: im2col,
-winograd, winograd4, fft, direct, or auto); it adds the bias itself, and
+the algorithm of ``ops.conv_algorithms`` that ``convkit.functional`` chose
+(im2col, winograd, winograd4, fft or direct); it adds the bias itself, and
 ``conv_backward`` folds ``dxp`` back through the padding and mirrors ``dw``.
 """
 
@@ -42,7 +42,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import Primitive
-from .conv_algorithms import auto, conv_problem
+from .conv_algorithms import ConvAlgorithm, conv_problem
+from .conv_algorithms.auto import rule
 from .padding import pad_backward, pad_forward
 
 
@@ -53,7 +54,8 @@ def _mirror(w: np.ndarray) -> np.ndarray:
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                  stride: Sequence[int], pads: Sequence[tuple[int, int]], dilation: Sequence[int],
-                 groups: int = 1, padding_mode: str = "zeros", flip: bool = False, algorithm: str = "auto"):
+                 groups: int = 1, padding_mode: str = "zeros", flip: bool = False,
+                 algorithm: ConvAlgorithm | None = None):
     """Convolution forward (see the module docstring for the formulas).
 
     Args:
@@ -62,17 +64,18 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         pads: one ``(low, high)`` pair per spatial axis (``_args.conv_pads``).
         groups: channel groups; ``padding_mode``: zeros/reflect/replicate/circular.
         flip: mirror the kernel (true convolution).
-        algorithm: an ``ops.conv_algorithms`` name or "auto" (default).
+        algorithm: the ``ops.conv_algorithms`` algorithm that computes the correlation, as
+            ``convkit.backends.choose_conv_algorithm`` chose it; None: ``auto.rule``'s choice.
     Returns ``out (N, C_out, *o)`` and the saved state for ``conv_backward``.
     """
     xp, pad_saved = pad_forward(x, pads=pads, mode=padding_mode)
     wk = _mirror(w) if flip else w
     problem = conv_problem(xp.shape, w.shape, stride, dilation, groups, x.dtype)
-    algo = auto.select(algorithm, problem, xp, wk)
-    y, cache = algo.forward(xp, wk, problem)
+    algorithm = algorithm or rule(problem)
+    y, cache = algorithm.forward(xp, wk, problem)
     if b is not None:
         y += b.reshape((1, -1) + (1,) * (x.ndim - 2))
-    return y, (algo, problem, xp, wk, cache, pad_saved, flip)
+    return y, (algorithm, problem, xp, wk, cache, pad_saved, flip)
 
 
 def conv_backward(g: np.ndarray, saved, needs=(True, True, True)):

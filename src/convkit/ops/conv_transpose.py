@@ -40,7 +40,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import Primitive
-from .conv_algorithms import auto, conv_problem
+from .conv_algorithms import ConvAlgorithm, conv_problem
+from .conv_algorithms.auto import rule
 from .padding import pad_forward
 
 
@@ -67,7 +68,7 @@ def adjoint_problem(x_shape, w_shape, stride, dilation, groups: int, dtype):
 def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                            stride: Sequence[int], pads: Sequence[tuple[int, int]],
                            output_padding: Sequence[int], dilation: Sequence[int], groups: int = 1,
-                           algorithm: str = "auto"):
+                           algorithm: ConvAlgorithm | None = None):
     """Transposed convolution forward (formulas in the module docstring).
 
     Args:
@@ -75,20 +76,21 @@ def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
         stride, dilation: one positive int per spatial axis.
         pads: one ``(low, high)`` pair per spatial axis, cropped from the output.
         output_padding: extra output size per axis (``< stride`` or ``< dilation``).
-        algorithm: an ``ops.conv_algorithms`` name or "auto" (default).
+        algorithm: the ``ops.conv_algorithms`` algorithm of the adjoint correlation, as
+            ``convkit.backends.choose_conv_algorithm`` chose it; None: ``auto.rule``'s choice.
     Returns ``out (N, C_out, *o)`` and the saved state for ``conv_transpose_backward``.
     """
     out = transposed_sizes(x.shape[2:], w.shape[2:], stride, pads, output_padding, dilation)
     problem = adjoint_problem(x.shape, w.shape, stride, dilation, groups, x.dtype)
-    algo = auto.select(algorithm, problem)
-    yfull = algo.backward(x, None, w, problem, None, True, False)[0]  # (N, C_out, *reach)
+    algorithm = algorithm or rule(problem)
+    yfull = algorithm.backward(x, None, w, problem, None, True, False)[0]  # (N, C_out, *reach)
     y = np.zeros((x.shape[0], w.shape[1] * groups) + out, dtype=x.dtype)
     kept = tuple(slice(0, max(0, min(o, r - lo))) for o, r, (lo, _) in zip(out, problem.padded, pads))
     src = tuple(slice(lo, lo + k.stop) for k, (lo, _) in zip(kept, pads))
     y[(Ellipsis,) + kept] = yfull[(Ellipsis,) + src]
     if b is not None:
         y += b.reshape((1, -1) + (1,) * len(out))
-    return y, (algo, problem, x, w, pads)
+    return y, (algorithm, problem, x, w, pads)
 
 
 def conv_transpose_backward(g: np.ndarray, saved, needs=(True, True, True)):

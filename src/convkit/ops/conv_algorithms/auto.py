@@ -1,22 +1,13 @@
-"""Which algorithm runs a convolution: a forced choice, a rule per problem, or a timed choice.
+"""The automatic choice of a convolution algorithm: a measured rule, or a timed choice.
 
-Precedence, first match wins:
-
-1. the ``algorithm=`` keyword of the call, when it is not ``"auto"``;
-2. ``convkit.backends.set_conv_algorithm(name)`` (or its context manager);
-3. the environment variable ``CONVKIT_CONV_ALGORITHM``;
-4. ``"auto"``: with benchmark mode on (``convkit.backends.set_conv_benchmark(True)``),
-   the fastest supported algorithm measured once per problem (forward plus
-   both gradients, like cuDNN's benchmark mode) and remembered; otherwise ``rule(p)``.
-
-A forced algorithm that cannot run the problem is an error (``ValueError``
-naming the option it lacks and where the choice came from); ``auto`` only
-ever picks algorithms that can.
+Both are pure functions of a ``ConvProblem``; the settings that decide
+between a forced algorithm, the rule and the timed choice (and remember
+timings) live in ``convkit.backends``, which ``convkit.functional`` asks
+once per call before it runs the op.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -25,11 +16,6 @@ from . import ALGORITHMS
 from .base import ConvAlgorithm, ConvProblem
 
 NAMES = ("auto",) + tuple(ALGORITHMS)
-ENV_VAR = "CONVKIT_CONV_ALGORITHM"
-
-_forced: str | None = None
-_benchmark = False
-_timed: dict[ConvProblem, str] = {}
 
 
 def check_name(name, where: str) -> str:
@@ -39,39 +25,6 @@ def check_name(name, where: str) -> str:
     if name not in NAMES:
         raise ValueError(f"{where} must be one of {NAMES}, got {name!r}")
     return name
-
-
-def set_forced(name: str | None) -> str | None:
-    """Force ``name`` for calls left on ``"auto"`` (None: back to the env variable / rule); returns the previous."""
-    global _forced
-    previous = _forced
-    _forced = None if name is None else check_name(name, "set_conv_algorithm: name")
-    return previous
-
-
-def set_benchmark(flag: bool) -> bool:
-    """Turn the timed choice on or off; returns the previous setting. Turning it off forgets the timings."""
-    global _benchmark
-    previous, _benchmark = _benchmark, bool(flag)
-    if not _benchmark:
-        _timed.clear()
-    return previous
-
-
-def benchmark_enabled() -> bool:
-    return _benchmark
-
-
-def requested(name: str) -> tuple[str, str]:
-    """``(name, source)`` after the precedence rules; ``source`` says where a forced name came from."""
-    if name != "auto":
-        return name, f"algorithm={name!r}"
-    if _forced is not None:
-        return _forced, f"convkit.backends.set_conv_algorithm({_forced!r})"
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return check_name(env, f"the environment variable {ENV_VAR}"), f"{ENV_VAR}={env}"
-    return "auto", ""
 
 
 def rule(p: ConvProblem) -> ConvAlgorithm:
@@ -102,32 +55,14 @@ def _time_once(algo: ConvAlgorithm, xp: np.ndarray, w: np.ndarray, p: ConvProble
     return time.perf_counter() - start
 
 
-def _fastest(xp: np.ndarray, w: np.ndarray, p: ConvProblem) -> ConvAlgorithm:
-    """The supported algorithm with the smallest forward + backward time on this data (best of 2 runs)."""
-    if p not in _timed:
-        times = {name: min(_time_once(a, xp, w, p) for _ in range(2))
-                 for name, a in ALGORITHMS.items() if a.unsupported(p) is None}
-        _timed[p] = min(times, key=times.get)
-    return ALGORITHMS[_timed[p]]
+def fastest(p: ConvProblem) -> ConvAlgorithm:
+    """The supported algorithm with the smallest forward + backward time on random data of ``p``'s shapes.
 
-
-def check(name: str, p: ConvProblem, op: str) -> None:
-    """Raise ValueError (prefixed ``op``) if the algorithm that ``name`` forces cannot run ``p``."""
-    chosen, source = requested(name)
-    if chosen != "auto":
-        reason = ALGORITHMS[chosen].unsupported(p)
-        if reason is not None:
-            raise ValueError(f"{op}: algorithm {chosen!r} (forced by {source}) cannot run this convolution: "
-                             f"{reason}; use algorithm='auto' or 'im2col'")
-
-
-def select(name: str, p: ConvProblem, xp: np.ndarray | None = None, w: np.ndarray | None = None,
-           op: str = "conv") -> ConvAlgorithm:
-    """The algorithm that runs ``p`` (``xp``, ``w`` are the data timed in benchmark mode)."""
-    check(name, p, op)
-    chosen, _ = requested(name)
-    if chosen != "auto":
-        return ALGORITHMS[chosen]
-    if _benchmark and xp is not None:
-        return _fastest(xp, w, p)
-    return rule(p)
+    Each runs three times (the first call may compile kernels) and its best time counts.
+    """
+    rng = np.random.default_rng(0)
+    xp = rng.standard_normal((p.batch, p.in_channels) + p.padded).astype(p.dtype)
+    w = rng.standard_normal((p.out_channels, p.in_channels // p.groups) + p.kernel).astype(p.dtype)
+    times = {name: min(_time_once(a, xp, w, p) for _ in range(3))
+             for name, a in ALGORITHMS.items() if a.unsupported(p) is None}
+    return ALGORITHMS[min(times, key=times.get)]
