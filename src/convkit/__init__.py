@@ -14,6 +14,7 @@
 
 from . import functional, nn, optim
 from .autograd import is_grad_enabled, no_grad
+from .backends import get_num_threads, set_num_threads
 from .random import manual_seed
 from .tensor import Tensor, get_default_dtype, set_default_dtype, tensor
 
@@ -21,5 +22,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "tensor", "no_grad", "manual_seed", "is_grad_enabled", "get_default_dtype",
-    "set_default_dtype", "functional", "nn", "optim", "__version__",
+    "set_default_dtype", "get_num_threads", "set_num_threads", "functional", "nn", "optim", "__version__",
 ]

@@ -1,4 +1,7 @@
-"""Backend settings: which convolution algorithm runs, and cuDNN-style benchmark mode.
+"""Backend settings: threads, which convolution algorithm runs, and cuDNN-style benchmark mode.
+
+``set_num_threads(n)`` (or ``with num_threads(n):``) sets the threads of
+convkit's compiled kernels and of the BLAS matrix products at once.
 
 Every convolution (``conv*d``, ``convolve*d``, ``conv_transpose*d`` and their
 layers) takes ``algorithm=`` (default ``"auto"``): ``"im2col"``,
@@ -32,13 +35,18 @@ import ctypes
 import os
 import platform
 
+import numba
+from threadpoolctl import threadpool_limits
+
 from .ops.conv_algorithms import ALGORITHMS, ConvAlgorithm, ConvProblem, auto
+from .ops.jit import start_thread_pool
 
 CONV_ALGORITHMS = auto.NAMES
 ENV_VAR = "CONVKIT_CONV_ALGORITHM"
 
 __all__ = ["CONV_ALGORITHMS", "ENV_VAR", "conv_algorithm", "get_conv_algorithm", "get_conv_benchmark",
-           "reuse_freed_memory", "set_conv_algorithm", "set_conv_benchmark"]
+           "get_num_threads", "num_threads", "reuse_freed_memory", "set_conv_algorithm", "set_conv_benchmark",
+           "set_num_threads"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
@@ -136,6 +144,49 @@ def set_conv_benchmark(flag: bool) -> None:
 def get_conv_benchmark() -> bool:
     """Whether benchmark mode is on."""
     return _benchmark
+
+
+def set_num_threads(n: int) -> None:
+    """Run convkit on ``n`` threads: its compiled kernels (numba) and the BLAS matrix products (NumPy's).
+
+    One number governs both, and they never run at the same time (a kernel
+    returns before the next matrix product starts), so ``n`` threads never
+    share the cores with another ``n``: no oversubscription. The default is
+    one thread per core for both. Like ``torch.set_num_threads``; the kernel
+    count applies to the calling thread (numba's rule), the BLAS count to the
+    process.
+
+    Args:
+        n (int): between 1 and the number of cores numba started with (``numba.config.NUMBA_NUM_THREADS``).
+    """
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limit:
+        raise ValueError(f"set_num_threads: n must be an int from 1 to {limit} (the cores numba started "
+                         f"with), got {n!r}")
+    start_thread_pool()
+    numba.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The thread count of ``set_num_threads`` (numba's, for the calling thread)."""
+    start_thread_pool()
+    return numba.get_num_threads()
+
+
+class num_threads:
+    """Context manager: ``with num_threads(1): ...`` runs the block on ``n`` threads, then restores the count."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self) -> num_threads:
+        self._previous = get_num_threads()
+        set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        set_num_threads(self._previous)
 
 
 def reuse_freed_memory(limit: int = 256 << 20) -> bool:

@@ -47,13 +47,15 @@ def kernel(fn=None, *, parallel: bool = False):
     return numba.njit(parallel=parallel, **_OPTIONS)(fn)
 
 
-def _start_thread_pool() -> None:
-    """Start numba's thread pool now, its OpenMP threads waiting passively (see the module docstring).
+def start_thread_pool() -> None:
+    """Start numba's thread pool (once), its OpenMP threads waiting passively (see the module docstring).
 
     The variable is set only while the pool's OpenMP library loads (which
     reads it once) and restored afterwards, so other OpenMP libraries in the
     process (PyTorch's own copy) keep their settings.
     """
+    if _numba_parallel._is_initialized:
+        return
     previous = os.environ.get("OMP_WAIT_POLICY")
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
@@ -65,4 +67,4 @@ def _start_thread_pool() -> None:
             os.environ["OMP_WAIT_POLICY"] = previous
 
 
-_start_thread_pool()
+start_thread_pool()
