@@ -12,20 +12,17 @@ algorithm against batch size, image size and kernel size). Writes
 ``--quick`` runs a subset in about a minute. The figure for a whole epoch
 of Fashion-MNIST comes from ``benchmarks/train_epoch.py``.
 
-Both libraries run in this one process with ``convkit.backends.reuse_freed_memory()``
-on (glibc keeps freed blocks instead of returning them to the kernel; it
-speeds up both, PyTorch's CPU allocator included); ``--system-malloc``
-leaves glibc's defaults. Numpy's BLAS threads are set with threadpoolctl when it is installed
-(``pip install threadpoolctl``); without it the BLAS default applies (one
-thread per core). On machines where OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
-are set (older OpenBLAS builds needed them), they slow a current numpy;
-the machine section of the output records both.
+Both libraries run in this one process as a user's script would run them:
+no allocator tuning, ``torch.set_num_threads(T)`` and
+``convkit.set_num_threads(T)`` (convkit's kernels and numpy's BLAS). On
+machines where OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set (older OpenBLAS
+builds needed them), they slow a current numpy; the machine section of the
+output records both.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -46,20 +43,14 @@ QUICK_SCALING = {"batch": [8, 32], "size": [14, 28], "kernel": [3, 7]}
 SLOW = 5
 
 
-def blas_threads(n: int):
-    """A context that limits numpy's BLAS to ``n`` threads (threadpoolctl), or does nothing without it."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("threadpoolctl is not installed: numpy's BLAS uses its default thread count", file=sys.stderr)
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n, user_api="blas")
-
-
-def auto_choice(shape, cout, k, stride, padding) -> str:
+def problem_of(shape, cout, k, stride, padding, groups):
+    """The ``ConvProblem`` of a conv case."""
     padded = shape[:2] + tuple(n + 2 * padding for n in shape[2:])
-    p = conv_problem(padded, (cout, shape[1], k, k), (stride,) * 2, (1, 1), 1, np.float32)
-    return auto.select("auto", p).name
+    return conv_problem(padded, (cout, shape[1] // groups, k, k), (stride,) * 2, (1, 1), groups, np.float32)
+
+
+def auto_choice(*case) -> str:
+    return convkit.backends.choose_conv_algorithm("auto", problem_of(*case), "benchmark").name
 
 
 def measure(label: str, calls: dict, args, note: str = "") -> dict:
@@ -75,13 +66,19 @@ def main_cases(args) -> list[dict]:
     rows = []
     print(f"{'case':48s} {'convkit ms':>10s} {'torch ms':>10s} {'ratio':>7s}")
     conv = [c for i, c in enumerate(cases.CONV_CASES) if not args.quick or i in cases.QUICK_CONV]
-    for label, shape, cout, k, s, p in conv:
-        note = "auto: " + auto_choice(shape, cout, k, s, p)
-        rows.append(measure(f"conv2d fwd {label}", cases.conv_forward(shape, cout, k, s, p), args, note))
-        rows.append(measure(f"conv2d fwd+bwd {label}", cases.conv_train(shape, cout, k, s, p), args, note))
+    for label, *case in conv:
+        note = "auto: " + auto_choice(*case)
+        rows.append(measure(f"conv2d fwd {label}", cases.conv_forward(*case), args, note))
+        rows.append(measure(f"conv2d fwd+bwd {label}", cases.conv_train(*case), args, note))
+    rows.append(measure("conv_transpose2d 4x4 s2 p1 fwd+bwd (64,128,16,16) -> 64", cases.conv_transpose_train(),
+                        args))
     rows.append(measure("max_pool2d 2x2 fwd+bwd (32,64,56,56)", cases.max_pool_train(), args))
+    rows.append(measure("max_pool2d 3x3 s2 p1 fwd+bwd (32,64,56,56)", cases.max_pool_train(kernel=3, padding=1),
+                        args))
     rows.append(measure("batch_norm fwd+bwd (32,64,56,56)", cases.batch_norm_train(), args))
+    rows.append(measure("batch_norm fwd+bwd (64,32,32,32)", cases.batch_norm_train((64, 32, 32, 32)), args))
     rows.append(measure("LeNet-5 training step, batch 128 (Adam)", cases.lenet5_step(), args))
+    rows.append(measure("convnet training step, batch 128 (Adam)", cases.convnet_step(), args))
     return rows
 
 
@@ -94,14 +91,13 @@ def algorithms(args) -> list[dict]:
     rows = []
     conv = [c for i, c in enumerate(cases.CONV_CASES) if not args.quick or i in cases.QUICK_CONV]
     print("\nalgorithms (fwd+bwd ms, median)")
-    for label, shape, cout, k, s, p in conv:
-        problem = conv_problem(shape[:2] + tuple(n + 2 * p for n in shape[2:]), (cout, shape[1], k, k), (s, s),
-                               (1, 1), 1, np.float32)
+    for label, *case in conv:
+        problem = problem_of(*case)
         ms, best = {}, float("inf")
         for name, algo in ALGORITHMS.items():
             if algo.unsupported(problem) is not None:
                 continue
-            call = cases.conv_train(shape, cout, k, s, p, algorithm=name)["convkit"]
+            call = cases.conv_train(*case, algorithm=name)["convkit"]
             t0 = time.perf_counter()
             call()
             first = time.perf_counter() - t0
@@ -132,7 +128,7 @@ def scaling(args) -> list[dict]:
             calls = {}
             for name, algo in ALGORITHMS.items():
                 if algo.unsupported(p) is None:
-                    calls[name] = cases.conv_train(shape, c, k, 1, k // 2, algorithm=name)["convkit"]
+                    calls[name] = cases.conv_train(shape, c, k, 1, k // 2, 1, algorithm=name)["convkit"]
             calls["torch"] = cases.conv_train(shape, c, k, 1, k // 2)["torch"]
             times = harness.interleaved(calls, rounds=max(3, args.rounds // 2), budget_s=args.budget / 2)
             ms = {name: harness.median_ms(t) for name, t in times.items()}
@@ -181,7 +177,7 @@ def markdown(result: dict) -> str:
         f"numpy {m['numpy']} ({blas}), torch {m['torch']}; load average at start "
         f"{m['load_average_1_5_15']}, at end {result['load_average_end']}; "
         f"OPENBLAS_CORETYPE={m['env']['OPENBLAS_CORETYPE']}, OPENBLAS_L2_SIZE={m['env']['OPENBLAS_L2_SIZE']}; "
-        f"reuse_freed_memory: {result['reuse_freed_memory']}.",
+        f"no allocator tuning; started {result['started']}.",
         "",
         "| case | convkit ms | torch ms | convkit/torch | convkit algorithm |",
         "|---|---:|---:|---:|---|",
@@ -253,8 +249,6 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=None, help="seconds per case beyond the least rounds")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="leave glibc's malloc settings (no convkit.backends.reuse_freed_memory())")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
     parser.add_argument("--profile", action="store_true", help="also profile the LeNet-5 step op by op")
     parser.add_argument("--algorithms", action="store_true",
@@ -265,14 +259,13 @@ def main(argv=None) -> int:
     args.rounds = args.rounds or (5 if args.quick else 11)
     args.budget = args.budget if args.budget is not None else (1.0 if args.quick else 4.0)
     torch.set_num_threads(args.threads)
-    reuse = False if args.system_malloc else convkit.backends.reuse_freed_memory()
-    with blas_threads(args.threads):
-        result = {"machine": harness.machine(args.threads), "quick": args.quick, "reuse_freed_memory": reuse,
-                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        result["cases"] = main_cases(args)
-        result["algorithms"] = algorithms(args) if args.algorithms else []
-        result["lenet5_profile"] = profile_lenet5() if args.profile else []
-        result["scaling"] = [] if args.no_scaling else scaling(args)
+    convkit.set_num_threads(args.threads)
+    result = {"machine": harness.machine(args.threads), "quick": args.quick,
+              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    result["cases"] = main_cases(args)
+    result["algorithms"] = algorithms(args) if args.algorithms else []
+    result["lenet5_profile"] = profile_lenet5() if args.profile else []
+    result["scaling"] = [] if args.no_scaling else scaling(args)
     result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     stem = "benchmark-quick" if args.quick else "benchmark"
     harness.write_json(args.out / f"{stem}.json", result)

@@ -1,10 +1,8 @@
 """``convkit train`` and ``convkit evaluate`` end to end on tiny IDX data written into tmp_path."""
 
-import contextlib
 import json
 import re
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -123,23 +121,19 @@ def test_user_errors_give_one_message_without_traceback(data_dir, tmp_path, caps
     assert err.startswith("convkit train: ")
 
 
-def test_threads_are_set_with_threadpoolctl(data_dir, tmp_path, capsys, monkeypatch):
+def test_threads_are_given_or_measured_and_recorded(data_dir, tmp_path, capsys, monkeypatch):
+    import convkit.cli.train as cli_train
+
     seen = []
-
-    def threadpool_limits(limits=None):
-        seen.append(limits)
-        return contextlib.nullcontext()
-
-    monkeypatch.setitem(sys.modules, "threadpoolctl", types.SimpleNamespace(threadpool_limits=threadpool_limits))
+    monkeypatch.setattr(cli_train, "fastest_threads", lambda model, loader: seen.append(len(loader)) or 1)
     assert train(data_dir, tmp_path / "a", "--threads", "2") == 0
-    assert train(data_dir, tmp_path / "b") == 0
-    assert seen == [2, 1]                         # default: one thread
-
-    monkeypatch.setitem(sys.modules, "threadpoolctl", None)    # not installed
-    assert train(data_dir, tmp_path / "c") == 0                # default: the BLAS default
-    assert train(data_dir, tmp_path / "d", "--threads", "2") == 2
-    assert "--threads needs threadpoolctl" in capsys.readouterr().err
-
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["threads"] == 2 and seen == []
+    assert train(data_dir, tmp_path / "b") == 0               # default: measured on the run's own loader
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["threads"] == 1 and seen == [6]
+    capsys.readouterr()
+    assert train(data_dir, tmp_path / "c", "--threads", "999") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convkit train: --threads 999 is more than the") and "Traceback" not in err
 
 def test_missing_data_says_how_to_get_it(tmp_path, capsys):
     assert main(["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 1

@@ -9,9 +9,6 @@ hold exactly for a linear map.
 """
 
 import functools
-import platform
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -301,29 +298,3 @@ def test_training_a_small_net_with_each_algorithm_follows_im2col():
             opt.step()
         losses[name] = loss.item()
     np.testing.assert_allclose(list(losses.values()), losses["im2col"], rtol=1e-9)
-
-
-FAULTS_SCRIPT = """
-import resource, numpy as np, convkit.backends as backends
-def faults():
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(4):
-        np.ones(4 << 20, dtype=np.float32)  # 16 MiB, freed at once
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-fresh = faults()
-reused = backends.reuse_freed_memory()
-faults()
-print(fresh, reused, faults())
-"""
-
-
-def test_reuse_freed_memory_stops_the_page_faults_of_repeated_large_allocations():
-    """In a fresh process (the setting is process-wide): every block is new pages before, reused after."""
-    out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True, check=True)
-    fresh, reused, after = out.stdout.split()
-    if platform.libc_ver()[0] != "glibc":
-        assert reused == "False"
-        return
-    assert reused == "True" and 4 * int(after) < int(fresh)
-    with pytest.raises(ValueError, match="reuse_freed_memory: limit must be a non-negative int"):
-        backends.reuse_freed_memory(-1)

@@ -23,17 +23,11 @@ ValueError.
 (1, 4, 6, 6)
 >>> backends.get_conv_algorithm()
 'auto'
-
-``reuse_freed_memory()`` is the one setting outside convkit itself: it asks
-the C allocator to keep freed blocks for reuse, which removes most of the
-page faults of a training loop (a quarter of a LeNet-5 step here).
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 
 import numba
 from threadpoolctl import threadpool_limits
@@ -45,10 +39,8 @@ CONV_ALGORITHMS = auto.NAMES
 ENV_VAR = "CONVKIT_CONV_ALGORITHM"
 
 __all__ = ["CONV_ALGORITHMS", "ENV_VAR", "conv_algorithm", "get_conv_algorithm", "get_conv_benchmark",
-           "get_num_threads", "num_threads", "reuse_freed_memory", "set_conv_algorithm", "set_conv_benchmark",
+           "get_num_threads", "num_threads", "set_conv_algorithm", "set_conv_benchmark",
            "set_num_threads"]
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 _forced: str | None = None
 _benchmark = False
@@ -187,32 +179,3 @@ class num_threads:
 
     def __exit__(self, *exc) -> None:
         set_num_threads(self._previous)
-
-
-def reuse_freed_memory(limit: int = 256 << 20) -> bool:
-    """Make glibc's malloc keep freed blocks of up to ``limit`` bytes for reuse (process-wide).
-
-    A training step allocates and frees the same few-MB arrays every time
-    (unfolded columns, activations, gradients). By default glibc returns
-    large freed blocks to the kernel (``mmap`` above a threshold, heap
-    trimming below it), so the next step touches fresh pages and pays a
-    page fault per 4 KiB: about 2,600 faults and a quarter of a LeNet-5 step
-    at batch 128 on a 2-core machine. This sets ``M_MMAP_THRESHOLD`` to
-    ``limit`` and ``M_TRIM_THRESHOLD`` to ``2 * limit`` (the ``MALLOC_*_``
-    environment variables do the same), so such blocks stay in the
-    process: its resident memory no longer shrinks after a step, which is
-    what a training process wants. It affects every library in the process
-    (PyTorch's CPU tensors too). Call it once at the start of a training
-    program; ``benchmarks/run.py`` does, for both libraries.
-
-    Args:
-        limit (int): the largest block, in bytes, kept for reuse. Default: 256 MiB.
-    Returns:
-        True if set; False (nothing changed) where the C library is not glibc.
-    """
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise ValueError(f"reuse_freed_memory: limit must be a non-negative int (bytes), got {limit!r}")
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL("libc.so.6")
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, limit)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * limit))

@@ -34,13 +34,13 @@ import json
 import math
 import re
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from .. import __version__, manual_seed
-from ..backends import reuse_freed_memory
+from ..backends import num_threads
 from ..data import (
     DataError,
     DataLoader,
@@ -64,6 +64,7 @@ from ..train import (
     save_model,
 )
 from ..train.metrics import accuracy, confusion_matrix
+from ..train.threads import fastest_threads
 
 DATASETS = ("fashion-mnist", "mnist")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -76,11 +77,6 @@ DEFAULTS = {
 }
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}
-# LeNet-sized matrix products gain nothing from a second BLAS thread on two cores, and when other
-# processes keep the cores busy, waiting threads cost several times over. A LeNet-5 epoch measured
-# on 2 cores (benchmarks/train_epoch.py): 7.2 s with one thread, 12.8 s with two at load 1.4;
-# 13.5 s against 46 s at load 3.5 (PyTorch alike: 10.5 s against 49 s).
-DEFAULT_THREADS = 1
 EVAL_BATCH = 1000
 CHECKPOINT, MODEL_FILE, METRICS = "checkpoint.safetensors", "model.safetensors", "metrics.json"
 
@@ -124,8 +120,8 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     p.add_argument("--threads", type=_positive_int, metavar="T",
-                   help=f"BLAS threads, set with threadpoolctl; default: {DEFAULT_THREADS} (when threadpoolctl "
-                        "is installed, else the BLAS default)")
+                   help="threads for convkit's kernels and the BLAS matrix products; default: the count "
+                        "that runs this model's training step fastest, timed on the first batch")
     p.set_defaults(run=run_train)
 
     e = subparsers.add_parser(
@@ -145,10 +141,8 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- train
 def run_train(args: argparse.Namespace) -> int:
     """``convkit train``; returns the exit code."""
-    reuse_freed_memory()  # a training process re-allocates the same arrays every step
     try:
-        with _thread_limit(args.threads):
-            return _train(args)
+        return _train(args)
     except _Exit as exc:
         print(f"convkit train: {exc}", file=sys.stderr)
         return exc.code
@@ -176,6 +170,7 @@ def _train(args: argparse.Namespace) -> int:
         start_epoch, history = checkpoint.epoch, checkpoint.history
         print(f"resuming {out} after epoch {start_epoch} of {settings['epochs']}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
+    threads = _threads(args.threads, model, train_loader)
 
     completed = start_epoch
 
@@ -186,7 +181,7 @@ def _train(args: argparse.Namespace) -> int:
     saved = out / CHECKPOINT
     try:
         # A diverging run overflows before its loss turns NaN; fit reports that in one line.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), num_threads(threads):
             history = fit(model, train_loader, epochs=settings["epochs"], optimizer=optimizer, scheduler=scheduler,
                           val_loader=val_loader, test_loader=test_loader, checkpoint_path=saved, config=config,
                           start_epoch=start_epoch, history=history, on_epoch_end=on_epoch_end)
@@ -197,8 +192,20 @@ def _train(args: argparse.Namespace) -> int:
                  f"convkit train --out {out} --resume") if completed else "no epoch was completed"
         print(f"convkit train: interrupted during epoch {completed + 1}; {where}", file=sys.stderr)
         return 130
-    _finish(out, model, config, history, test_set, test_loader, plots=not args.no_plots)
+    with num_threads(threads):
+        _finish(out, model, config, history, test_set, test_loader, threads, plots=not args.no_plots)
     return 0
+
+
+def _threads(requested: int | None, model, train_loader) -> int:
+    """``--threads``, checked against the cores; or the fastest count for this model, measured."""
+    cores = numba.config.NUMBA_NUM_THREADS
+    if requested is not None:
+        if requested > cores:
+            raise _Exit(f"--threads {requested} is more than the {cores} cores convkit can use here; "
+                        f"give 1 to {cores}", 2)
+        return requested
+    return fastest_threads(model, train_loader)
 
 
 def _run_settings(args: argparse.Namespace) -> tuple[Path, dict, Checkpoint | None]:
@@ -227,7 +234,8 @@ def _run_settings(args: argparse.Namespace) -> tuple[Path, dict, Checkpoint | No
     return out, settings, checkpoint
 
 
-def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_loader, plots: bool) -> None:
+def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_loader, threads: int,
+            plots: bool) -> None:
     """Evaluate on the test set; write the model, metrics.json and the plots; print the final line."""
     result = predict(model, test_loader)
     test_accuracy = accuracy(result.predicted, result.labels)
@@ -241,7 +249,7 @@ def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_
         "train_seconds": train_seconds, "epochs": len(history), "history": history,
         "classes": list(test_set.classes), "confusion_matrix": matrix.tolist(),
         "per_class_accuracy": [None if math.isnan(v) else v for v in per_class_accuracy(matrix).tolist()],
-        "hyperparameters": settings, "convkit_version": __version__, "machine": machine_info(),
+        "hyperparameters": settings, "convkit_version": __version__, "machine": machine_info(), "threads": threads,
     }
     with atomic_file(out / METRICS) as f:
         f.write((json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
@@ -387,21 +395,6 @@ def _load(path: Path, purpose: str):
         raise _Exit(f"no checkpoint {purpose}: {path} does not exist", 1) from None
     except (ValueError, OSError) as exc:
         raise _Exit(str(exc), 1) from None
-
-
-def _thread_limit(threads: int | None):
-    """A context limiting BLAS to ``threads`` threads (``DEFAULT_THREADS`` for None) with threadpoolctl.
-
-    Without threadpoolctl, None leaves the BLAS default and a number is a usage error.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        if threads is None:
-            return nullcontext()
-        raise _Exit("--threads needs threadpoolctl (pip install threadpoolctl); or set "
-                    "OPENBLAS_NUM_THREADS / OMP_NUM_THREADS before starting convkit", 2) from None
-    return threadpool_limits(limits=threads or DEFAULT_THREADS)
 
 
 def _slug(text: str) -> str:
