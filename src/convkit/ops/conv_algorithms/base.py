@@ -14,6 +14,13 @@ and, for ``grad = dL/dy``, the two gradients::
 
 Shapes: ``xp (N, C_in, *padded)``, ``w (C_out, Cg, *kernel)``, ``y, grad (N, C_out, *out)``
 with ``out = (padded - d*(kernel-1) - 1) // s + 1`` per axis.
+
+Fused zero padding: a problem made with ``pads`` (``conv_problem(x.shape, ...,
+pads=...)``) hands the algorithm the *unpadded* input ``x (N, C_in, *n)``,
+``padded = n + lo + hi``; the algorithm reads ``xp[..., i] = x[..., i - lo]``
+(0 outside ``x``) without making the padded copy, and returns the gradient
+``dx`` of ``x`` itself (the padding's share of ``dxp`` dropped). Without
+``pads`` (or with all zeros), ``xp`` is the padded input and ``dxp`` its gradient.
 """
 
 from __future__ import annotations
@@ -38,6 +45,24 @@ class ConvProblem(NamedTuple):
     dilation: tuple[int, ...]
     out: tuple[int, ...]
     dtype: np.dtype
+    pads: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def lows(self) -> tuple[int, ...]:
+        """Fused zero padding before the input, per axis (all 0 without ``pads``)."""
+        return tuple(lo for lo, _ in self.pads) if self.pads else (0,) * len(self.kernel)
+
+    @property
+    def input(self) -> tuple[int, ...]:
+        """Spatial shape of the array the algorithm is given: ``padded`` less the fused padding."""
+        if not self.pads:
+            return self.padded
+        return tuple(n - lo - hi for n, (lo, hi) in zip(self.padded, self.pads))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of the array the algorithm is given (and of the input gradient it returns)."""
+        return (self.batch, self.in_channels) + self.input
 
     @property
     def positions(self) -> int:
@@ -50,13 +75,22 @@ class ConvProblem(NamedTuple):
         return math.prod(self.kernel)
 
 
-def conv_problem(xp_shape, w_shape, stride, dilation, groups: int, dtype) -> ConvProblem:
-    """The ``ConvProblem`` of input ``xp_shape`` (padded) and weight ``w_shape``."""
+def conv_problem(xp_shape, w_shape, stride, dilation, groups: int, dtype, pads=None) -> ConvProblem:
+    """The ``ConvProblem`` of input ``xp_shape`` and weight ``w_shape``.
+
+    ``pads`` None (or all zero): ``xp_shape`` is the padded input's shape. Otherwise one ``(low, high)``
+    pair per spatial axis: ``xp_shape`` is the unpadded input's, and the algorithm pads with zeros itself.
+    """
     kernel = tuple(w_shape[2:])
+    pads = tuple((int(lo), int(hi)) for lo, hi in pads) if pads is not None else ()
+    if all(lo == 0 and hi == 0 for lo, hi in pads):
+        pads = ()
     padded = tuple(xp_shape[2:])
+    if pads:
+        padded = tuple(n + lo + hi for n, (lo, hi) in zip(padded, pads))
     out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded, kernel, stride, dilation))
     return ConvProblem(xp_shape[0], xp_shape[1], w_shape[0], groups, padded, kernel, tuple(stride),
-                       tuple(dilation), out, np.dtype(dtype))
+                       tuple(dilation), out, np.dtype(dtype), pads)
 
 
 class ConvAlgorithm:

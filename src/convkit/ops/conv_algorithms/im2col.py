@@ -1,36 +1,39 @@
-"""``im2col``: unfold the input windows into columns, then one BLAS matrix product per sample.
+"""``im2col``: unfold the input windows into columns, then BLAS matrix products.
 
-Forward, per sample ``n`` and group ``g``, with ``cols[(c, j), y] = xp[n, g*Cg + c, y*s + j*d]``::
+With ``cols[(c, j), (n, y)] = xp[n, g*Cg + c, y*s + j*d]`` (``ops.windows.unfold``,
+zero padding fused: the padded input is never made), per group ``g``::
 
-    y[n, g] = W[g] @ cols          W[g] = w[g*Og:(g+1)*Og].reshape(Og, Cg*K)
+    y[n, g]  = W[g] @ cols[n]                 W[g] = w[g*Og:(g+1)*Og].reshape(Og, Cg*K)
+    dW[g]    = sum_n grad[n, g] @ cols[n]^T
+    dcols[n] = W[g]^T @ grad[n, g]            dxp = fold(dcols)
 
-and backward ``dW[g] = sum_n grad[n, g] @ cols^T``, ``dcols = W[g]^T @ grad[n, g]``,
-``dxp = fold(dcols)`` (each column entry added back where it was read).
+where ``fold`` (``ops.windows.fold_columns``) adds every column entry back
+where it was read and drops what lands in the padding.
 
-Two layouts, picked per problem (``batch_minor``):
+One column layout, ``(N/B, G, Cg*K, B*P)`` for a chunk of samples, ``B`` of
+them side by side in each matrix (``batch_minor``):
 
-* batch-major (the default): ``cols (n, G, Cg*K, P)`` for a chunk of ``n``
-  samples, one GEMM per sample through ``np.matmul``'s batch axis; the
-  output lands in NCHW order with no transpose. Chunks hold at most
-  ``CHUNK_BYTES`` of columns, so large inputs never unfold whole; columns
-  are kept for the backward pass only when they fit ``CACHE_BYTES``
-  (otherwise they are unfolded again, chunk by chunk).
-* batch-minor, for small outputs (``P <= BATCH_MINOR_POSITIONS``, e.g.
-  LeNet's 10x10 maps): the input is transposed once to ``(C, *padded, N)``
-  so that every unfold copy and every fold addition runs over contiguous
-  rows of ``out_last * N`` values, and the product is one GEMM per group,
-  ``(Og, Cg*K) @ (Cg*K, P*N)``. Per-sample GEMMs over 100 positions and
-  copies of 10-value rows would cost three times more.
+* ``B = 1`` (batch-major, the default): one GEMM per sample through
+  ``np.matmul``'s batch axis; the output lands in NCHW order as it is.
+* ``B`` = the chunk (batch-minor), for small outputs (``P <= BATCH_MINOR_POSITIONS``,
+  e.g. LeNet's 10x10 maps): one GEMM per group, ``(Og, Cg*K) @ (Cg*K, B*P)``, and
+  one for ``dW`` over the whole chunk; ``y`` and ``grad`` are transposed
+  between ``(N, C, P)`` and ``(C, N, P)`` once. Per-sample GEMMs over 100
+  positions would cost several times more.
 
-A 1x1 kernel with stride 1 needs no unfolding: the columns are a view of the input.
+Chunks hold at most ``CHUNK_BYTES`` of columns, so large inputs never
+unfold whole; columns are kept for the backward pass only when the batch's
+fit ``CACHE_BYTES`` (otherwise they are unfolded again, chunk by chunk).
+A 1x1 kernel with stride 1 and no padding needs no unfolding: the columns are the input.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..windows import windows
-from .base import ConvAlgorithm, ConvProblem, offsets, tap_slices
+from .. import workspace
+from ..windows import fold_columns, unfold
+from .base import ConvAlgorithm, ConvProblem
 
 CHUNK_BYTES = 32 << 20
 CACHE_BYTES = 64 << 20
@@ -42,44 +45,13 @@ def _cols_bytes(p: ConvProblem) -> int:
     return p.batch * p.in_channels * p.taps * p.positions * p.dtype.itemsize
 
 
-def batch_minor(p: ConvProblem) -> bool:
-    """Whether ``p`` runs in the batch-minor layout (small outputs whose columns fit the cache budget)."""
-    return p.positions <= BATCH_MINOR_POSITIONS and _cols_bytes(p) <= CACHE_BYTES
-
-
 def _is_pointwise(p: ConvProblem) -> bool:
-    return all(k == 1 for k in p.kernel) and all(s == 1 for s in p.stride)
+    return all(k == 1 for k in p.kernel) and all(s == 1 for s in p.stride) and not p.pads
 
 
-def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
-    """``(G, Og, Cg*K)``, contiguous."""
-    return np.ascontiguousarray(w).reshape(groups, w.shape[0] // groups, -1)
-
-
-# ----------------------------------------------------------------- batch-major
-def _unfold(xp: np.ndarray, p: ConvProblem, out: np.ndarray | None = None) -> np.ndarray:
-    """``cols (n, G, Cg*K, P)`` of the samples in ``xp``: ``cols[n, g, (c, j), y] = xp[n, g*Cg + c, y*s + j*d]``.
-
-    Written into ``out`` (contiguous, that shape) when given.
-    """
-    n, g, cg, nsp = xp.shape[0], p.groups, p.in_channels // p.groups, len(p.kernel)
-    if _is_pointwise(p):
-        return xp.reshape(n, g, cg, p.positions)
-    view = windows(xp, p.kernel, p.stride, p.dilation).reshape((n, g, cg) + p.out + p.kernel)
-    sp, ker = tuple(range(3, 3 + nsp)), tuple(range(3 + nsp, 3 + 2 * nsp))
-    view = view.transpose((0, 1, 2) + ker + sp)
-    if out is None:
-        return np.ascontiguousarray(view).reshape(n, g, cg * p.taps, p.positions)
-    np.copyto(out.reshape(view.shape), view)
-    return out
-
-
-def _fold_into(dxp: np.ndarray, dcols: np.ndarray, p: ConvProblem) -> None:
-    """``dxp[n, g*Cg + c, y*s + j*d] += dcols[n, g, (c, j), y]`` (the adjoint of ``_unfold``), in place."""
-    n = dxp.shape[0]
-    dcols = dcols.reshape((n, p.in_channels) + p.kernel + p.out)
-    for j in offsets(p.kernel):
-        dxp[(Ellipsis,) + tap_slices(j, p.stride, p.dilation, p.out)] += dcols[(slice(None), slice(None)) + j]
+def batch_minor(p: ConvProblem) -> bool:
+    """Whether ``p`` puts a chunk's samples side by side in one matrix (small outputs)."""
+    return p.positions <= BATCH_MINOR_POSITIONS and not _is_pointwise(p)
 
 
 def _chunk(p: ConvProblem) -> int:
@@ -87,78 +59,35 @@ def _chunk(p: ConvProblem) -> int:
     return max(1, min(p.batch, CHUNK_BYTES // max(per_sample, 1)))
 
 
-def _major_forward(xp, w, p: ConvProblem):
-    wm = _weight_matrix(w, p.groups)
-    y = np.empty((p.batch, p.out_channels) + p.out, dtype=xp.dtype)
-    yg = y.reshape(p.batch, p.groups, p.out_channels // p.groups, p.positions)
-    keep = _cols_bytes(p) <= CACHE_BYTES and not _is_pointwise(p)
-    cols = np.empty((p.batch, p.groups, (p.in_channels // p.groups) * p.taps, p.positions), xp.dtype) if keep else None
+def _chunks(p: ConvProblem):
+    """``(n0, n1, block)`` per chunk of samples."""
     step = _chunk(p)
+    minor = batch_minor(p)
     for n0 in range(0, p.batch, step):
-        part = _unfold(xp[n0:n0 + step], p, cols[n0:n0 + step] if keep else None)
-        np.matmul(wm, part, out=yg[n0:n0 + step])
-    return y, cols
+        n1 = min(p.batch, n0 + step)
+        yield n0, n1, (n1 - n0) if minor else 1
 
 
-def _major_backward(grad, xp, w, p: ConvProblem, cache, needs_input, needs_weight):
-    wm = _weight_matrix(w, p.groups)
-    gg = grad.reshape(p.batch, p.groups, p.out_channels // p.groups, p.positions)
-    dxp = np.zeros((p.batch, p.in_channels) + p.padded, dtype=grad.dtype) if needs_input else None
-    dwt = np.zeros((p.groups, wm.shape[2], wm.shape[1]), dtype=grad.dtype) if needs_weight else None
-    wt = np.ascontiguousarray(wm.transpose(0, 2, 1))  # a broadcast transposed view sends numpy off BLAS
-    step = p.batch if cache is not None else _chunk(p)
-    for n0 in range(0, p.batch, step):
-        gc = gg[n0:n0 + step]
-        if needs_weight:
-            cols = cache if cache is not None else _unfold(xp[n0:n0 + step], p)
-            dwt += np.matmul(cols, gc.transpose(0, 1, 3, 2)).sum(axis=0)
-        if needs_input:
-            dcols = np.matmul(wt, gc)
-            if _is_pointwise(p):
-                dxp[n0:n0 + step] = dcols.reshape(dxp[n0:n0 + step].shape)
-            else:
-                _fold_into(dxp[n0:n0 + step], dcols, p)
-    dw = None
-    if needs_weight:
-        dw = np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape((p.out_channels, -1) + p.kernel)
-    return dxp, dw
+def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
+    """``(G, Og, Cg*K)``, contiguous."""
+    return np.ascontiguousarray(w).reshape(groups, w.shape[0] // groups, -1)
 
 
-# ----------------------------------------------------------------- batch-minor
-def _minor_unfold(xt: np.ndarray, p: ConvProblem) -> np.ndarray:
-    """``cols (G, Cg*K, P*N)`` from ``xt (C, *padded, N)``: ``cols[g, (c, j), (y, n)] = xt[g*Cg + c, y*s + j*d, n]``."""
-    cols = np.empty((p.in_channels,) + p.kernel + p.out + (p.batch,), dtype=xt.dtype)
-    for j in offsets(p.kernel):
-        cols[(slice(None),) + j] = xt[(slice(None),) + tap_slices(j, p.stride, p.dilation, p.out)]
-    return cols.reshape(p.groups, (p.in_channels // p.groups) * p.taps, p.positions * p.batch)
+def _columns(x: np.ndarray, p: ConvProblem, block: int) -> np.ndarray:
+    """``(n/B, G, Cg*K, B*P)`` columns of the samples ``x``."""
+    n = x.shape[0]
+    if _is_pointwise(p):
+        return x.reshape(n, p.groups, p.in_channels // p.groups, p.positions)
+    cols = unfold(x, p.kernel, p.stride, p.dilation, p.pads, block=block)
+    return cols.reshape(n // block, p.groups, -1, block * p.positions)
 
 
-def _batch_last(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(a, 0, -1))
-
-
-def _minor_forward(xp, w, p: ConvProblem):
-    cols = _minor_unfold(_batch_last(xp), p)
-    yt = np.matmul(_weight_matrix(w, p.groups), cols)  # (G, Og, P*N)
-    y = np.ascontiguousarray(np.moveaxis(yt.reshape((p.out_channels,) + p.out + (p.batch,)), -1, 0))
-    return y, cols
-
-
-def _minor_backward(grad, xp, w, p: ConvProblem, cache, needs_input, needs_weight):
-    gt = _batch_last(grad).reshape(p.groups, p.out_channels // p.groups, -1)
-    dxp = dw = None
-    if needs_weight:
-        cols = cache if cache is not None else _minor_unfold(_batch_last(xp), p)
-        dwt = np.matmul(cols, gt.transpose(0, 2, 1))  # (G, Cg*K, Og): OpenBLAS runs this shape 1.7x faster
-        dw = np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape((p.out_channels, -1) + p.kernel)
-    if needs_input:
-        dcols = np.matmul(np.ascontiguousarray(_weight_matrix(w, p.groups).transpose(0, 2, 1)), gt)
-        dcols = dcols.reshape((p.in_channels,) + p.kernel + p.out + (p.batch,))
-        dxt = np.zeros((p.in_channels,) + p.padded + (p.batch,), dtype=grad.dtype)
-        for j in offsets(p.kernel):
-            dxt[(slice(None),) + tap_slices(j, p.stride, p.dilation, p.out)] += dcols[(slice(None),) + j]
-        dxp = np.ascontiguousarray(np.moveaxis(dxt, -1, 0))
-    return dxp, dw
+def _to_blocks(a: np.ndarray, p: ConvProblem, channels: int) -> np.ndarray:
+    """``(n, C, *out) -> (1, G, C/G, n*P)``: the samples of a chunk side by side."""
+    n = a.shape[0]
+    out = workspace.empty((p.groups, channels // p.groups, n, p.positions), a.dtype)
+    np.copyto(out, a.reshape(n, p.groups, channels // p.groups, p.positions).transpose(1, 2, 0, 3))
+    return out.reshape(1, p.groups, channels // p.groups, n * p.positions)
 
 
 class Im2col(ConvAlgorithm):
@@ -167,8 +96,47 @@ class Im2col(ConvAlgorithm):
     name = "im2col"
 
     def forward(self, xp, w, p):
-        return (_minor_forward if batch_minor(p) else _major_forward)(xp, w, p)
+        xp = np.ascontiguousarray(xp)
+        wm = _weight_matrix(w, p.groups)
+        og = p.out_channels // p.groups
+        y = workspace.empty((p.batch, p.out_channels) + p.out, xp.dtype)
+        keep = _cols_bytes(p) <= CACHE_BYTES and not _is_pointwise(p)
+        cache = [] if keep else None
+        for n0, n1, block in _chunks(p):
+            cols = _columns(xp[n0:n1], p, block)
+            if block == 1:
+                np.matmul(wm, cols, out=y[n0:n1].reshape(n1 - n0, p.groups, og, p.positions))
+            else:
+                yt = np.matmul(wm, cols[0])  # (G, Og, n*P)
+                np.copyto(y[n0:n1].reshape(n1 - n0, p.groups, og, p.positions),
+                          yt.reshape(p.groups, og, n1 - n0, p.positions).transpose(2, 0, 1, 3))
+            if keep:
+                cache.append(cols)
+        return y, cache
 
     def backward(self, grad, xp, w, p, cache, needs_input, needs_weight):
-        run = _minor_backward if batch_minor(p) else _major_backward
-        return run(grad, xp, w, p, cache, needs_input, needs_weight)
+        grad = np.ascontiguousarray(grad)
+        wm = _weight_matrix(w, p.groups)
+        og = p.out_channels // p.groups
+        dxp = workspace.empty(p.input_shape, grad.dtype) if needs_input else None
+        dwt = np.zeros((p.groups, wm.shape[2], og), dtype=grad.dtype) if needs_weight else None
+        wt = np.ascontiguousarray(wm.transpose(0, 2, 1)) if needs_input else None  # BLAS needs it contiguous
+        for index, (n0, n1, block) in enumerate(_chunks(p)):
+            n = n1 - n0
+            gc = (grad[n0:n1].reshape(n, p.groups, og, p.positions) if block == 1
+                  else _to_blocks(grad[n0:n1], p, p.out_channels))
+            if needs_weight:
+                cols = cache[index] if cache is not None else _columns(xp[n0:n1], p, block)
+                part = np.matmul(cols, gc.transpose(0, 1, 3, 2))  # (n/B, G, Cg*K, Og)
+                dwt += part[0] if part.shape[0] == 1 else part.sum(axis=0)
+            if needs_input:
+                dcols = np.matmul(wt, gc)  # (n/B, G, Cg*K, B*P)
+                if _is_pointwise(p):
+                    dxp[n0:n1] = dcols.reshape(dxp[n0:n1].shape)
+                else:
+                    fold_columns(dcols, (n,) + dxp.shape[1:], p.kernel, p.stride, p.dilation, p.pads,
+                                 block=block, out=dxp[n0:n1])
+        dw = None
+        if needs_weight:
+            dw = np.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape((p.out_channels, -1) + p.kernel)
+        return dxp, dw
