@@ -15,6 +15,7 @@ import numbers
 from ..autograd import apply
 from ..ops import activation as A
 from ..ops._args import normalize_dim
+from ..random import generator
 from ..tensor import Tensor, as_tensor
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "flatten"]
@@ -68,7 +69,8 @@ def log_softmax(input, dim: int) -> Tensor:
 def dropout(input, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the kept ones by ``1 / (1 - p)``.
 
-    The mask comes from convkit's generator (``convkit.manual_seed``).
+    The mask is drawn here from convkit's generator (``convkit.manual_seed``):
+    element ``i`` is kept when ``u_i >= p`` for ``u_i ~ U[0, 1)``.
     When ``training`` is False, or ``p == 0``, the input Tensor is returned
     unchanged, as in PyTorch; ``p == 1`` gives zeros.
     """
@@ -77,7 +79,8 @@ def dropout(input, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
     if not training or p == 0:
         return x
-    return apply(A.dropout, [x], p=float(p))
+    keep = generator().random(x.shape, dtype=x.dtype) >= p  # drawn here: ops read no global state
+    return apply(A.dropout, [x], keep=keep, p=float(p))
 
 
 def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:

@@ -1,4 +1,4 @@
-"""Element-wise activations, softmax over one axis, and dropout, with their gradients.
+"""Element-wise activations, softmax over one axis, and dropout, with their gradients: compiled kernels.
 
 Every primitive keeps the input dtype (float32 in, float32 out). The
 element-wise ones work on any shape; ``softmax``/``log_softmax`` normalise
@@ -6,40 +6,334 @@ along one ``axis`` and leave the other axes independent.
 
 Kinks follow PyTorch: ``relu'(0) = 0`` and ``leaky_relu'(0) = negative_slope``
 (the derivative of the left piece is taken wherever ``x <= 0``).
+
+Kernels (``ops.jit``). An element-wise op is one pass over the flat,
+C-contiguous array (forward: read ``x``, write ``y``; backward: read ``g``
+and what forward saved, write ``dx``). Softmax and log-softmax run on rows:
+the normalised axis is moved last (a copy only when it is not last already),
+so the canonical layout is ``(R, C)``, one contiguous row of ``C`` classes
+per item; the loss kernels (``ops.loss``) share these row helpers. A row's
+maximum and its sums run in ``LANES`` independent partial results (float64
+for sums) in a fixed order, which vectorises where one running sum would
+not.
+
+Every kernel comes as a *span* (items ``start..stop`` on the calling thread)
+and a *chunks* driver (``prange`` over the threads, one span each);
+``parallel_spans`` runs the span alone for less than ``PARALLEL_WORK``
+elements of work, where waking the other threads costs more than it saves.
+
+``exp`` of a float32 is evaluated in float64 by a polynomial (see ``exp``):
+a loop of it vectorises, where the C library's ``expf`` is a scalar call per
+element (ten times slower here), and its float32 result is the correctly
+rounded one (checked on 2e6 points). float64 uses the C library's ``exp``.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from . import Primitive
-from ..random import generator
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.core.extending import intrinsic, overload
+
+from . import Primitive, workspace
+from .jit import kernel, prange
+
+PARALLEL_WORK = 1 << 15  # elements; below this a kernel runs on the calling thread only
+LANES = 32               # independent partial results of a row reduction
+
+
+# --------------------------------------------------------------------------- shared machinery
+def parallel_spans(span, chunks, items: int, work: int, *args) -> None:
+    """Run ``span(*args, 0, items)`` here, or ``chunks(*args, items, threads)`` over the threads.
+
+    ``work`` (elements touched) decides: under ``PARALLEL_WORK``, or with
+    one thread, the span runs alone on the calling thread.
+    """
+    threads = numba.get_num_threads()
+    if work < PARALLEL_WORK or threads == 1 or items < 2:
+        span(*args, 0, items)
+    else:
+        chunks(*args, items, min(threads, items))
+
+
+def flat(a: np.ndarray) -> np.ndarray:
+    """``a`` as a flat C-contiguous array (a view when it is contiguous already)."""
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    """The float64 whose IEEE bits are the int64 ``bits``."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _bits_of_float64(typingctx, value):
+    """The IEEE bits of the float64 ``value``, as an int64."""
+    if value != types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts, the first with trailing zero bits: n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0           # 1.5 * 2^52: t = v + _ROUND rounds v to an integer, kept in t's low bits
+
+
+@kernel
+def _exp_float32(v):
+    """``exp(v)`` for a float32 ``v``, evaluated in float64 and rounded once to float32.
+
+    ``v = n ln2 + r`` with ``n = round(v / ln2)``, ``|r| <= ln2 / 2`` (``r``
+    exact to float64); ``exp(r)`` is its Taylor polynomial of degree 11
+    (truncation error < 1e-13 relative, far below float32's 6e-8);
+    ``2^n`` is built from its exponent bits. ``v`` is clamped to
+    ``[-150, 100]`` first, whose ``exp`` rounds to 0 and inf in float32, as
+    the unclamped one does; NaN stays NaN.
+    """
+    d = np.float64(v)
+    if d > 100.0:
+        d = 100.0
+    if d < -150.0:
+        d = -150.0
+    t = d * _LOG2E + _ROUND
+    n = t - _ROUND
+    r = (d - n * _LN2_HI) - n * _LN2_LO
+    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800)))))))))))
+    scale = _float64_from_bits((_bits_of_float64(t) - _bits_of_float64(_ROUND) + 1023) << 52)
+    return np.float32(p * scale)
+
+
+def exp(v):
+    """``exp(v)`` in ``v``'s precision, for kernels (float32: ``_exp_float32``; float64: the C library's)."""
+    return math.exp(v)
+
+
+@overload(exp)
+def _exp_overload(v):
+    if v == types.float32:
+        return lambda v: _exp_float32(v)
+    return lambda v: math.exp(v)
+
+
+# ----------------------------------------------------------------------------- row reductions
+@kernel
+def row_max(row, lanes):
+    """``max_c row[c]`` in ``LANES`` partial maxima (``lanes``: ``(LANES,)`` scratch of the row's dtype).
+
+    NaN is not propagated here (a NaN never wins a comparison); it reaches
+    the results through ``exp(x - max)`` instead. An empty row gives -inf.
+    """
+    n = row.size
+    lanes[:] = -np.inf
+    full = n - n % LANES
+    for i in range(0, full, LANES):
+        for j in range(LANES):
+            if row[i + j] > lanes[j]:
+                lanes[j] = row[i + j]
+    m = lanes[0]
+    for j in range(1, LANES):
+        if lanes[j] > m:
+            m = lanes[j]
+    for i in range(full, n):
+        if row[i] > m:
+            m = row[i]
+    return m
+
+
+@kernel
+def row_sum(row, lanes):
+    """``sum_c row[c]`` in float64, in ``LANES`` partial sums added in order (``lanes``: float64 scratch)."""
+    n = row.size
+    lanes[:] = 0.0
+    full = n - n % LANES
+    for i in range(0, full, LANES):
+        for j in range(LANES):
+            lanes[j] += row[i + j]
+    s = 0.0
+    for j in range(LANES):
+        s += lanes[j]
+    for i in range(full, n):
+        s += row[i]
+    return s
+
+
+@kernel
+def row_dot(a, b, lanes):
+    """``sum_c a[c] * b[c]``, products and sums in float64, in ``LANES`` partial sums (as ``row_sum``)."""
+    n = a.size
+    lanes[:] = 0.0
+    full = n - n % LANES
+    for i in range(0, full, LANES):
+        for j in range(LANES):
+            lanes[j] += np.float64(a[i + j]) * np.float64(b[i + j])
+    s = 0.0
+    for j in range(LANES):
+        s += lanes[j]
+    for i in range(full, n):
+        s += np.float64(a[i]) * np.float64(b[i])
+    return s
+
+
+@kernel
+def row_exp_sum(row, e, lanes, lanes64):
+    """``(m, s)`` of a row ``x``: ``m = max_c x_c``, ``s = sum_c exp(x_c - m)`` (float64); ``e_c = exp(x_c - m)``.
+
+    So ``softmax(x)_c = e_c / s`` and ``log softmax(x)_c = (x_c - m) - log s``
+    are exact for logits of any size (every exponent is <= 0).
+    """
+    m = row_max(row, lanes)
+    for c in range(row.size):
+        e[c] = exp(row[c] - m)
+    return m, row_sum(e, lanes64)
+
+
+def rows(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` with ``axis`` moved last, as a C-contiguous ``(R, C)`` array (a copy only if ``axis`` is not last)."""
+    moved = np.moveaxis(x, axis, -1)
+    return np.ascontiguousarray(moved).reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
+
+
+def unrows(r: np.ndarray, shape, axis: int) -> np.ndarray:
+    """Inverse of ``rows``: the ``(R, C)`` array back in ``shape`` (a view, strided when ``axis`` was not last)."""
+    moved = shape[:axis] + shape[axis + 1:] + (shape[axis],)
+    return np.moveaxis(r.reshape(moved), -1, axis)
+
+
+# ------------------------------------------------------------------------------ element-wise
+@kernel
+def _relu_span(x, y, start, stop):
+    for i in range(start, stop):
+        v = x[i]
+        y[i] = x.dtype.type(0) if v <= 0 else v
+
+
+@kernel(parallel=True)
+def _relu_chunks(x, y, items, threads):
+    for t in prange(threads):
+        _relu_span(x, y, t * items // threads, (t + 1) * items // threads)
+
+
+@kernel
+def _relu_grad_span(g, y, dx, start, stop):
+    for i in range(start, stop):
+        dx[i] = g.dtype.type(0) if y[i] <= 0 else g[i]
+
+
+@kernel(parallel=True)
+def _relu_grad_chunks(g, y, dx, items, threads):
+    for t in prange(threads):
+        _relu_grad_span(g, y, dx, t * items // threads, (t + 1) * items // threads)
 
 
 def relu_forward(x):
-    """``y_i = max(x_i, 0)``; shapes: ``x (*)`` -> ``y (*)``.
+    """``y_i = max(x_i, 0)`` (NaN stays NaN); shapes: ``x (*)`` -> ``y (*)``.
 
-    Backward: ``dx_i = g_i * [x_i > 0]`` (so ``dx = 0`` at ``x = 0``).
+    Backward, from the saved output: ``dx_i = g_i * [y_i > 0]``
+    (``y_i > 0`` exactly where ``x_i > 0``, so ``dx = 0`` at ``x = 0``).
     """
-    return np.maximum(x, 0), x > 0
+    xf = flat(x)
+    y = workspace.empty(xf.shape, xf.dtype)
+    parallel_spans(_relu_span, _relu_chunks, xf.size, xf.size, xf, y)
+    return y.reshape(x.shape), y
 
 
-def relu_backward(g, positive, needs=(True,)):
-    return (g * positive,)
+def relu_backward(g, y, needs=(True,)):
+    dx = workspace.empty(y.shape, y.dtype)
+    parallel_spans(_relu_grad_span, _relu_grad_chunks, y.size, y.size, flat(g), y, dx)
+    return (dx.reshape(g.shape),)
+
+
+@kernel
+def _leaky_relu_span(x, slope, y, positive, start, stop):
+    for i in range(start, stop):
+        v = x[i]
+        p = v > 0
+        positive[i] = p
+        y[i] = v if p else v * slope
+
+
+@kernel(parallel=True)
+def _leaky_relu_chunks(x, slope, y, positive, items, threads):
+    for t in prange(threads):
+        _leaky_relu_span(x, slope, y, positive, t * items // threads, (t + 1) * items // threads)
+
+
+@kernel
+def _leaky_relu_grad_span(g, positive, slope, dx, start, stop):
+    for i in range(start, stop):
+        dx[i] = g[i] if positive[i] else g[i] * slope
+
+
+@kernel(parallel=True)
+def _leaky_relu_grad_chunks(g, positive, slope, dx, items, threads):
+    for t in prange(threads):
+        _leaky_relu_grad_span(g, positive, slope, dx, t * items // threads, (t + 1) * items // threads)
 
 
 def leaky_relu_forward(x, *, negative_slope: float):
-    """``y_i = x_i`` if ``x_i > 0`` else ``a * x_i`` (``a = negative_slope``); shapes ``(*)`` -> ``(*)``.
+    """``y_i = x_i`` if ``x_i > 0`` else ``a * x_i`` (``a = negative_slope``, any real); shapes ``(*)`` -> ``(*)``.
 
-    Backward: ``dx_i = g_i`` if ``x_i > 0`` else ``a * g_i``.
+    Backward: ``dx_i = g_i`` if ``x_i > 0`` else ``a * g_i``, from the mask
+    ``[x_i > 0]`` saved as one byte per element (the output cannot tell the
+    sign of ``x`` when ``a <= 0``).
     """
-    positive = x > 0
-    return np.where(positive, x, x * negative_slope), (positive, negative_slope)
+    xf = flat(x)
+    slope = xf.dtype.type(negative_slope)
+    y = workspace.empty(xf.shape, xf.dtype)
+    positive = workspace.empty(xf.shape, np.bool_)
+    parallel_spans(_leaky_relu_span, _leaky_relu_chunks, xf.size, xf.size, xf, slope, y, positive)
+    return y.reshape(x.shape), (positive, slope)
 
 
 def leaky_relu_backward(g, saved, needs=(True,)):
-    positive, negative_slope = saved
-    return (np.where(positive, g, g * negative_slope),)
+    positive, slope = saved
+    dx = workspace.empty(positive.shape, slope.dtype)
+    parallel_spans(_leaky_relu_grad_span, _leaky_relu_grad_chunks, dx.size, dx.size, flat(g), positive, slope, dx)
+    return (dx.reshape(g.shape),)
+
+
+@kernel
+def _sigmoid_span(x, y, start, stop):
+    one = x.dtype.type(1)
+    for i in range(start, stop):
+        v = x[i]
+        e = exp(-abs(v))
+        y[i] = one / (one + e) if v >= 0 else e / (one + e)
+
+
+@kernel(parallel=True)
+def _sigmoid_chunks(x, y, items, threads):
+    for t in prange(threads):
+        _sigmoid_span(x, y, t * items // threads, (t + 1) * items // threads)
+
+
+@kernel
+def _sigmoid_grad_span(g, y, dx, start, stop):
+    for i in range(start, stop):
+        dx[i] = g[i] * y[i] * (g.dtype.type(1) - y[i])
+
+
+@kernel(parallel=True)
+def _sigmoid_grad_chunks(g, y, dx, items, threads):
+    for t in prange(threads):
+        _sigmoid_grad_span(g, y, dx, t * items // threads, (t + 1) * items // threads)
 
 
 def sigmoid_forward(x):
@@ -49,86 +343,173 @@ def sigmoid_forward(x):
     ``x >= 0`` and ``y = e/(1+e)`` for ``x < 0``.
     Backward: ``dx_i = g_i * y_i * (1 - y_i)``.
     """
-    e = np.exp(-np.abs(x))
-    y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-    return y, y
+    xf = flat(x)
+    y = workspace.empty(xf.shape, xf.dtype)
+    parallel_spans(_sigmoid_span, _sigmoid_chunks, xf.size, xf.size, xf, y)
+    return y.reshape(x.shape), y
 
 
 def sigmoid_backward(g, y, needs=(True,)):
-    return (g * y * (1 - y),)
+    dx = workspace.empty(y.shape, y.dtype)
+    parallel_spans(_sigmoid_grad_span, _sigmoid_grad_chunks, y.size, y.size, flat(g), y, dx)
+    return (dx.reshape(g.shape),)
+
+
+@kernel
+def _tanh_grad_span(g, y, dx, start, stop):
+    for i in range(start, stop):
+        dx[i] = g[i] * (g.dtype.type(1) - y[i] * y[i])
+
+
+@kernel(parallel=True)
+def _tanh_grad_chunks(g, y, dx, items, threads):
+    for t in prange(threads):
+        _tanh_grad_span(g, y, dx, t * items // threads, (t + 1) * items // threads)
 
 
 def tanh_forward(x):
-    """``y_i = tanh(x_i)``; shapes ``(*)`` -> ``(*)``. Backward: ``dx_i = g_i * (1 - y_i^2)``."""
+    """``y_i = tanh(x_i)``; shapes ``(*)`` -> ``(*)``. Backward: ``dx_i = g_i * (1 - y_i^2)``.
+
+    Forward is NumPy's ``tanh`` (one vectorised pass already); backward a kernel.
+    """
     y = np.tanh(x)
-    return y, y
+    return y, flat(y)
 
 
 def tanh_backward(g, y, needs=(True,)):
-    return (g * (1 - y * y),)
+    dx = workspace.empty(y.shape, y.dtype)
+    parallel_spans(_tanh_grad_span, _tanh_grad_chunks, y.size, y.size, flat(g), y, dx)
+    return (dx.reshape(g.shape),)
 
 
-def shifted_logits(x, axis: int):
-    """``x - max_axis(x)``: the same softmax, with every exponent <= 0 (no overflow)."""
-    return x - x.max(axis=axis, keepdims=True)
+# ------------------------------------------------------------------------- softmax over rows
+@kernel
+def _softmax_span(x, log, y, start, stop):
+    """Rows ``start..stop`` of ``y = softmax(x)`` (``log``: ``log_softmax(x)``), ``x, y (R, C)``."""
+    lanes = np.empty(LANES, x.dtype)
+    lanes64 = np.empty(LANES)
+    for r in range(start, stop):
+        xr = x[r]
+        yr = y[r]
+        m, s = row_exp_sum(xr, yr, lanes, lanes64)
+        if log:
+            log_s = math.log(s)
+            for c in range(xr.size):
+                yr[c] = (xr[c] - m) - log_s
+        else:
+            inv = 1.0 / s
+            for c in range(xr.size):
+                yr[c] = yr[c] * inv
 
 
-def log_softmax_values(x, axis: int):
-    """``log p_i = z_i - log sum_j exp(z_j)`` with ``z = x - max(x)`` along ``axis`` (stable for huge ``|x|``)."""
-    z = shifted_logits(x, axis)
-    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+@kernel(parallel=True)
+def _softmax_chunks(x, log, y, items, threads):
+    for t in prange(threads):
+        _softmax_span(x, log, y, t * items // threads, (t + 1) * items // threads)
+
+
+@kernel
+def _softmax_grad_span(g, y, log, dx, start, stop):
+    """Rows of ``dx``: softmax ``y_k (g_k - sum_i g_i y_i)``; log-softmax ``g_k - exp(y_k) sum_i g_i``."""
+    lanes64 = np.empty(LANES)
+    for r in range(start, stop):
+        gr = g[r]
+        yr = y[r]
+        dr = dx[r]
+        if log:
+            total = row_sum(gr, lanes64)
+            for c in range(gr.size):
+                dr[c] = gr[c] - exp(yr[c]) * total
+        else:
+            dot = row_dot(gr, yr, lanes64)
+            for c in range(gr.size):
+                dr[c] = yr[c] * (gr[c] - dot)
+
+
+@kernel(parallel=True)
+def _softmax_grad_chunks(g, y, log, dx, items, threads):
+    for t in prange(threads):
+        _softmax_grad_span(g, y, log, dx, t * items // threads, (t + 1) * items // threads)
+
+
+def _softmax(x, axis: int, log: bool):
+    xr = rows(x, axis)
+    y = workspace.empty(xr.shape, xr.dtype)
+    if xr.size:
+        parallel_spans(_softmax_span, _softmax_chunks, xr.shape[0], xr.size, xr, log, y)
+    return unrows(y, x.shape, axis), (y, axis, log)
+
+
+def softmax_backward(g, saved, needs=(True,)):
+    y, axis, log = saved
+    dx = workspace.empty(y.shape, y.dtype)
+    if y.size:
+        parallel_spans(_softmax_grad_span, _softmax_grad_chunks, y.shape[0], y.size, rows(g, axis), y, log, dx)
+    return (unrows(dx, g.shape, axis),)
 
 
 def softmax_forward(x, *, axis: int):
     """``y_i = exp(x_i) / sum_j exp(x_j)`` along ``axis`` (j runs over that axis).
 
-    Computed as ``exp(z_i) / sum_j exp(z_j)`` with ``z = x - max_j x_j``.
-    Shapes ``(*)`` -> ``(*)``.
+    Computed per row as ``exp(x_i - m) / s``, ``m = max_j x_j``,
+    ``s = sum_j exp(x_j - m)`` (float64). Shapes ``(*)`` -> ``(*)``.
     Backward (Jacobian ``dy_i/dx_k = y_i (delta_ik - y_k)``):
-    ``dx_k = y_k * (g_k - sum_i g_i y_i)``.
+    ``dx_k = y_k * (g_k - sum_i g_i y_i)`` (the sum in float64).
     """
-    e = np.exp(shifted_logits(x, axis))
-    y = e / e.sum(axis=axis, keepdims=True)
-    return y, (y, axis)
-
-
-def softmax_backward(g, saved, needs=(True,)):
-    y, axis = saved
-    return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+    return _softmax(x, axis, False)
 
 
 def log_softmax_forward(x, *, axis: int):
-    """``y_i = x_i - log sum_j exp(x_j)`` along ``axis``, evaluated max-shifted.
+    """``y_i = x_i - log sum_j exp(x_j)`` along ``axis``, evaluated as ``(x_i - m) - log s`` (as ``softmax``).
 
     Shapes ``(*)`` -> ``(*)``.
     Backward (``dy_i/dx_k = delta_ik - softmax(x)_k``):
-    ``dx_k = g_k - exp(y_k) * sum_i g_i``.
+    ``dx_k = g_k - exp(y_k) * sum_i g_i`` (the sum in float64).
     """
-    y = log_softmax_values(x, axis)
-    return y, (y, axis)
+    return _softmax(x, axis, True)
 
 
-def log_softmax_backward(g, saved, needs=(True,)):
-    y, axis = saved
-    return (g - np.exp(y) * g.sum(axis=axis, keepdims=True),)
+log_softmax_backward = softmax_backward  # saved says which of the two
 
 
-def dropout_forward(x, *, p: float):
-    """Training-mode dropout: ``y_i = x_i * m_i / (1 - p)``, ``m_i ~ Bernoulli(1 - p)``.
+# ----------------------------------------------------------------------------------- dropout
+@kernel
+def _keep_scale_span(a, keep, scale, out, start, stop):
+    for i in range(start, stop):
+        out[i] = a[i] * (scale if keep[i] else a.dtype.type(0))
 
-    The keep mask is drawn from ``convkit.random.generator()`` (reproducible
-    under ``convkit.manual_seed``): element ``i`` is dropped when
-    ``u_i < p`` for ``u_i ~ U[0, 1)``, so exactly with probability ``p``.
-    ``p = 1`` drops everything (``y = 0 * x``). Shapes ``(*)`` -> ``(*)``.
-    Backward: ``dx_i = g_i * m_i / (1 - p)``.
+
+@kernel(parallel=True)
+def _keep_scale_chunks(a, keep, scale, out, items, threads):
+    for t in prange(threads):
+        _keep_scale_span(a, keep, scale, out, t * items // threads, (t + 1) * items // threads)
+
+
+def _keep_scale(a, keep, scale):
+    """``a_i * m_i`` with ``m_i = scale`` where ``keep_i``, else 0."""
+    af = flat(a)
+    out = workspace.empty(af.shape, af.dtype)
+    parallel_spans(_keep_scale_span, _keep_scale_chunks, af.size, af.size, af, keep, scale, out)
+    return out.reshape(a.shape)
+
+
+def dropout_forward(x, *, keep, p: float):
+    """Training-mode dropout: ``y_i = x_i * m_i`` with ``m_i = keep_i / (1 - p)``.
+
+    ``keep`` (bool, ``x``'s shape) is drawn by the caller (``functional.dropout``
+    takes ``u_i >= p`` for ``u_i ~ U[0, 1)`` from convkit's generator, so
+    ``P(keep_i) = 1 - p``); ops read no global state. ``p = 1`` drops
+    everything (``y = 0 * x``). Shapes ``(*)`` -> ``(*)``.
+    Backward: ``dx_i = g_i * m_i``.
     """
-    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
-    mask = (generator().random(x.shape, dtype=x.dtype) >= p) * x.dtype.type(scale)
-    return x * mask, mask
+    scale = x.dtype.type(0.0 if p == 1 else 1.0 / (1.0 - p))
+    keep = flat(keep)
+    return _keep_scale(x, keep, scale), (keep, scale)
 
 
-def dropout_backward(g, mask, needs=(True,)):
-    return (g * mask,)
+def dropout_backward(g, saved, needs=(True,)):
+    keep, scale = saved
+    return (_keep_scale(g, keep, scale),)
 
 
 relu = Primitive("relu", relu_forward, relu_backward)
