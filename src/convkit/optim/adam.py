@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..ops.activation import flat, parallel_spans
+from ..ops.jit import kernel, prange
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_range
+from .optimizer import Optimizer, check_range, flat_param, flat_state, fma
 
 __all__ = ["Adam", "AdamW"]
 
@@ -29,6 +33,15 @@ class Adam(Optimizer):
     with ``m_0 = v_0 = vmax_0 = 0``. ``state[p]`` holds ``step`` (int),
     ``exp_avg`` (m), ``exp_avg_sq`` (v) and, with amsgrad, ``max_exp_avg_sq``,
     arrays of the parameter's shape and dtype.
+
+    One kernel pass per parameter does the whole update in place, in the
+    parameter's dtype, evaluated as PyTorch does: scalars (``1 - beta1``,
+    ``gamma / (1 - beta1**t)``, ...) computed in float64 and rounded to that
+    dtype; the lerp ``m + w (g - m)`` (``w = 1 - beta1``) as
+    ``fma(w, g - m, m)`` for ``w < 0.5``, else ``fma(w - 1, g - m, g)``;
+    ``v`` as ``fma((1 - beta2) g, g, beta2 v)``; the decay
+    ``g + lambda theta`` as ``fma(theta, lambda, g)``; then
+    ``theta + (-step_size * m) / denom``.
 
     Args:
         params: Parameters or param-group dicts (see ``Optimizer``).
@@ -65,52 +78,63 @@ class Adam(Optimizer):
     def _update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = group["betas"]
-        p = param.data
+        p, copied = flat_param(param.data)
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
+            state["exp_avg"] = np.zeros(param.shape, p.dtype)
+            state["exp_avg_sq"] = np.zeros(param.shape, p.dtype)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(p)
+                state["max_exp_avg_sq"] = np.zeros(param.shape, p.dtype)
         state["step"] = step = state["step"] + 1
-        g = -grad if group["maximize"] else grad
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * p
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        # Two scratch arrays for the whole update; the evaluation order is torch's (same rounding).
-        tmp, update = np.empty_like(p), np.empty_like(p)
-        _lerp_(m, g, 1 - beta1, tmp)
-        v *= beta2
-        np.multiply(g, 1 - beta2, out=tmp)
-        tmp *= g
-        v += tmp
-        if group["amsgrad"]:
-            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-        step_size = lr / (1 - beta1 ** step)
-        denom = np.sqrt(v, out=tmp)
-        denom /= (1 - beta2 ** step) ** 0.5
-        denom += eps
-        np.multiply(m, -step_size, out=update)
-        update /= denom
-        p += update
+        decoupled = bool(group["decoupled_weight_decay"])
+        decay = (1 - lr * weight_decay) if decoupled else weight_decay
+        h = np.array([-(lr / (1 - beta1 ** step)), math.sqrt(1 - beta2 ** step), eps, 1 - beta1, beta2, 1 - beta2,
+                      decay], dtype=p.dtype)
+        vmax = flat_state(state, "max_exp_avg_sq") if group["amsgrad"] else p[:0]
+        mode = 0 if weight_decay == 0 else 2 if decoupled else 1
+        parallel_spans(_adam_span, _adam_chunks, p.size, p.size, p, flat(grad), flat_state(state, "exp_avg"),
+                       flat_state(state, "exp_avg_sq"), vmax, h, mode, bool(group["amsgrad"]),
+                       bool(group["maximize"]))
+        if copied:
+            param.data[...] = p.reshape(param.shape)
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, scratch: np.ndarray) -> None:
-    """``start += weight * (end - start)`` in place, evaluated as ``torch.lerp`` does for accuracy.
+@kernel
+def _adam_span(p, g, m, v, vmax, h, decay_mode, amsgrad, maximize, start, stop):
+    """Elements ``start..stop`` of the update (class docstring).
 
-    For ``|weight| < 0.5``: ``start + weight * (end - start)``; otherwise
-    ``end - (end - start) * (1 - weight)``. ``scratch`` (``start``'s shape) holds the difference.
+    ``h = (-gamma / (1 - beta1**t), sqrt(1 - beta2**t), eps, 1 - beta1, beta2, 1 - beta2, d)`` in
+    ``p``'s dtype, ``d = 1 - gamma lambda`` (``decay_mode`` 2, decoupled) or ``lambda`` (1, L2; 0: none).
     """
-    diff = np.subtract(end, start, out=scratch)
-    if abs(weight) < 0.5:
-        diff *= weight
-        start += diff
-    else:
-        diff *= 1 - weight
-        np.subtract(end, diff, out=start)
+    step_size, correction2, eps, w1, beta2, w2, decay = h[0], h[1], h[2], h[3], h[4], h[5], h[6]
+    small = abs(w1) < 0.5
+    w1_minus_one = w1 - h.dtype.type(1)
+    for i in range(start, stop):
+        theta = p[i]
+        gi = -g[i] if maximize else g[i]
+        if decay_mode == 2:
+            theta = theta * decay
+        elif decay_mode == 1:
+            gi = fma(theta, decay, gi)
+        diff = gi - m[i]
+        mi = fma(w1, diff, m[i]) if small else fma(w1_minus_one, diff, gi)
+        m[i] = mi
+        vi = fma(w2 * gi, gi, v[i] * beta2)
+        v[i] = vi
+        if amsgrad:
+            vm = vmax[i]
+            if vi > vm or vi != vi:  # torch.maximum: a NaN wins
+                vm = vi
+            vmax[i] = vm
+            vi = vm
+        p[i] = theta + step_size * mi / (np.sqrt(vi) / correction2 + eps)
+
+
+@kernel(parallel=True)
+def _adam_chunks(p, g, m, v, vmax, h, decay_mode, amsgrad, maximize, items, threads):
+    for t in prange(threads):
+        _adam_span(p, g, m, v, vmax, h, decay_mode, amsgrad, maximize, t * items // threads,
+                   (t + 1) * items // threads)
 
 
 class AdamW(Adam):

@@ -39,6 +39,8 @@ import numbers
 from collections.abc import Callable, Iterable
 
 import numpy as np
+from numba.core import types
+from numba.core.extending import intrinsic
 
 from ..tensor import Tensor
 
@@ -241,6 +243,44 @@ def _split_names(owner: str, params) -> tuple[list[Tensor], list[str] | None]:
         if p.dtype.kind != "f":
             raise TypeError(f"{owner}: can only optimize floating-point Tensors, got dtype {p.dtype}")
     return tensors, names
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once, for kernels (three floats of one type).
+
+    PyTorch's vectorised CPU kernels evaluate ``add(x, y, alpha=a)`` as
+    ``fma(y, a, x)``, and ``lerp``/``addcmul`` through fused multiply-adds
+    too; the update kernels do the same, so their float32 trajectories match
+    ``torch.optim`` bit for bit (SGD) or to the last bit of a step (Adam,
+    whose ``sqrt`` differs in PyTorch's MKL build).
+    """
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
+def flat_param(data: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(flat, copied)``: the flat C-contiguous view of a parameter's data, updated in place by a kernel.
+
+    A non-contiguous array has no such view: ``flat`` is then a copy, and
+    ``copied`` says to write it back (``data[...] = flat.reshape(data.shape)``).
+    """
+    if data.flags.c_contiguous:
+        return data.reshape(-1), False
+    return np.ascontiguousarray(data).reshape(-1), True
+
+
+def flat_state(state: dict, key: str) -> np.ndarray:
+    """The flat view of ``state[key]``, made C-contiguous first (a loaded state dict may hold any layout)."""
+    a = state[key]
+    if not a.flags.c_contiguous:
+        a = state[key] = np.ascontiguousarray(a)
+    return a.reshape(-1)
 
 
 def _grad_of(owner: str, p: Tensor) -> np.ndarray:

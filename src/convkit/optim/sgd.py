@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops.activation import flat, parallel_spans
+from ..ops.jit import kernel, prange
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_range
+from .optimizer import Optimizer, check_range, flat_param, flat_state, fma
 
 __all__ = ["SGD"]
 
@@ -26,6 +28,11 @@ class SGD(Optimizer):
 
     The momentum buffer ``b`` has the parameter's shape and dtype and is kept
     in ``state[p]["momentum_buffer"]`` (only when momentum != 0).
+
+    One kernel pass per parameter does the whole update in place, in the
+    parameter's dtype, with PyTorch's roundings: the hyperparameters are
+    rounded to that dtype first, and every ``x + a * y`` above is one fused
+    multiply-add (``optimizer.fma``), as in PyTorch's vectorised kernels.
 
     Args:
         params: Parameters or param-group dicts (see ``Optimizer``).
@@ -56,18 +63,36 @@ class SGD(Optimizer):
             )
 
     def _update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
-        momentum, lr = float(group["momentum"]), float(group["lr"])
-        weight_decay = float(group["weight_decay"])
-        p = param.data
-        d = np.negative(grad) if group["maximize"] else grad
-        if weight_decay != 0:
-            d = d + weight_decay * p  # a new array: param.grad itself is never changed
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = d.copy()
-            else:
-                buf *= momentum
-                buf += (1 - float(group["dampening"])) * d
-            d = d + momentum * buf if group["nesterov"] else buf
-        p -= lr * d
+        momentum, weight_decay = float(group["momentum"]), float(group["weight_decay"])
+        p, copied = flat_param(param.data)
+        first = momentum != 0 and state.get("momentum_buffer") is None
+        if first:
+            state["momentum_buffer"] = np.empty(param.shape, p.dtype)
+        buf = flat_state(state, "momentum_buffer") if momentum != 0 else p[:0]
+        h = np.array([group["lr"], momentum, 1 - float(group["dampening"]), weight_decay], dtype=p.dtype)
+        parallel_spans(_sgd_span, _sgd_chunks, p.size, p.size, p, flat(grad), buf, h, weight_decay != 0,
+                       momentum != 0, first, bool(group["nesterov"]), bool(group["maximize"]))
+        if copied:
+            param.data[...] = p.reshape(param.shape)
+
+
+@kernel
+def _sgd_span(p, g, buf, h, decay, use_momentum, first, nesterov, maximize, start, stop):
+    """Elements ``start..stop`` of the update (class docstring); ``h = (gamma, mu, 1 - tau, lambda)`` in ``p``'s dtype."""
+    lr, momentum, undamped, weight_decay = h[0], h[1], h[2], h[3]
+    for i in range(start, stop):
+        d = -g[i] if maximize else g[i]
+        if decay:
+            d = fma(p[i], weight_decay, d)
+        if use_momentum:
+            b = d if first else fma(d, undamped, buf[i] * momentum)
+            buf[i] = b
+            d = fma(b, momentum, d) if nesterov else b
+        p[i] = fma(d, -lr, p[i])
+
+
+@kernel(parallel=True)
+def _sgd_chunks(p, g, buf, h, decay, use_momentum, first, nesterov, maximize, items, threads):
+    for t in prange(threads):
+        _sgd_span(p, g, buf, h, decay, use_momentum, first, nesterov, maximize,
+                  t * items // threads, (t + 1) * items // threads)
