@@ -1,9 +1,23 @@
 """Mini-batches of uint8 images as normalised float arrays, reproducible per epoch.
 
-``DataLoader`` keeps the images as uint8 and does all per-batch work on
-whole arrays: one fancy-indexing gather of the batch, the augmentations
-(vectorised over the batch), and one table look-up that maps every byte
-``v`` straight to ``((v / 255) - mean) / std`` in the output dtype.
+``DataLoader`` keeps the images as uint8 and assembles each batch in one
+compiled pass (``ops.jit``, parallel over the batch's images): the gather of
+the batch's images, the augmentations, and one table look-up that maps every
+byte ``v`` straight to ``((v / 255) - mean) / std`` in the output dtype.
+
+The augmentations ``RandomCrop`` and ``RandomHorizontalFlip`` are geometric:
+each only draws its random numbers and composes its map into a per-image
+*plan*, the map from output pixels to source pixels::
+
+    out[b, c, i, j] = table[images[index_b, c, i + oy_b, sx_b * j + ox_b]]   if r0_b <= i < r1_b and c0_b <= j < c1_b
+                    = table[0]                                              otherwise (zero padding)
+
+(``sx_b = -1`` for a flipped image; a crop shifts ``(oy, ox)`` and narrows
+the window ``[r0, r1) x [c0, c1)`` of pixels that come from the image).
+Any chain of crops and flips is such a map, so the pass reads each source
+pixel at most once and writes each output element once. Other augmentation
+callables still work: the batch is assembled (as uint8) up to them, they
+run on it, and the plan continues from their result.
 
 Randomness is a function of ``(seed, epoch)`` only: the order of epoch
 ``e`` is ``np.random.default_rng([seed, e]).permutation(N)`` and the
@@ -19,7 +33,12 @@ import numbers
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numba.core import types
+from numba.core.extending import overload
+
+from ..ops import workspace
+from ..ops.activation import parallel_spans
+from ..ops.jit import kernel, prange
 
 
 def _is_int(value) -> bool:
@@ -32,15 +51,118 @@ def _check_batch(images, op: str) -> None:
         raise ValueError(f"{op}: images must be an array (B, ..., H, W) with at least 3 dims, got shape {shape}")
 
 
+# ------------------------------------------------------------------------------- the kernel
+def _look_up(table, value):
+    """``table[value]``, or ``value`` itself when there is no table (None)."""
+    return value if table is None else table[value]
+
+
+@overload(_look_up)
+def _look_up_overload(table, value):
+    if isinstance(table, types.NoneType):
+        return lambda table, value: value
+    return lambda table, value: table[value]
+
+
+@kernel
+def _assemble_span(images, index, plan, table, out, start, stop):
+    """Images ``start..stop`` of ``out (B, C, h, w)`` from ``images (N, C, H, W)`` by the plan (module docstring).
+
+    ``plan`` is ``(B, 7)`` int64: ``oy, ox, sx, r0, r1, c0, c1`` per image.
+    """
+    channels, height, width = out.shape[1], out.shape[2], out.shape[3]
+    fill = _look_up(table, images.dtype.type(0))
+    for b in range(start, stop):
+        src = images[index[b]]
+        oy, ox, sx, r0, r1, c0, c1 = plan[b, 0], plan[b, 1], plan[b, 2], plan[b, 3], plan[b, 4], plan[b, 5], plan[b, 6]
+        for c in range(channels):
+            for i in range(height):
+                row = out[b, c, i]
+                if i < r0 or i >= r1 or c0 >= c1:
+                    row[:] = fill
+                    continue
+                source = src[c, i + oy]
+                row[:c0] = fill
+                if sx == 1:
+                    for j in range(c0, c1):
+                        row[j] = _look_up(table, source[j + ox])
+                else:
+                    for j in range(c0, c1):
+                        row[j] = _look_up(table, source[ox - j])
+                row[c1:] = fill
+
+
+@kernel(parallel=True)
+def _assemble_chunks(images, index, plan, table, out, items, threads):
+    for t in prange(threads):
+        _assemble_span(images, index, plan, table, out, t * items // threads, (t + 1) * items // threads)
+
+
+class _Plan:
+    """The per-image map from output pixels to source pixels (module docstring), composed augmentation by augmentation.
+
+    ``maps`` is ``(B, 7)`` int64 (``oy, ox, sx, r0, r1, c0, c1``); ``height``,
+    ``width`` the size of the images the map produces.
+    """
+
+    def __init__(self, batch: int, height: int, width: int):
+        self.maps = np.zeros((batch, 7), dtype=np.int64)
+        self.maps[:, 2] = 1
+        self.maps[:, 4] = height
+        self.maps[:, 6] = width
+        self.height, self.width = height, width
+
+    def shift(self, dy: np.ndarray, dx: np.ndarray, height: int, width: int) -> None:
+        """Compose ``new[i, j] = previous[i + dy, j + dx]`` (zero outside ``previous``), new size ``height x width``."""
+        oy, ox, sx, r0, r1, c0, c1 = self.maps.T
+        oy += dy
+        ox += sx * dx
+        np.clip(r0 - dy, 0, height, out=r0)
+        np.clip(r1 - dy, 0, height, out=r1)
+        np.clip(c0 - dx, 0, width, out=c0)
+        np.clip(c1 - dx, 0, width, out=c1)
+        self.height, self.width = height, width
+
+    def mirror(self, flip: np.ndarray) -> None:
+        """Compose ``new[i, j] = previous[i, W - 1 - j]`` for the images where ``flip`` is True."""
+        m = self.maps[flip]
+        m[:, 1] += m[:, 2] * (self.width - 1)
+        m[:, 2] *= -1
+        m[:, 5], m[:, 6] = self.width - m[:, 6], self.width - m[:, 5]
+        self.maps[flip] = m
+
+    def apply(self, images: np.ndarray, index: np.ndarray, table=None, dtype=None) -> np.ndarray:
+        """``out (B, ..., height, width)``: the mapped images ``images[index]`` (``(N, ..., H, W)``), looked up in ``table``.
+
+        Without a table the output has the images' dtype; with one, the table's.
+        """
+        lead = images.shape[1:-2]
+        source = np.ascontiguousarray(images).reshape((len(images), math.prod(lead)) + images.shape[-2:])
+        batch = len(index)
+        out = workspace.empty((batch, source.shape[1], self.height, self.width),
+                              images.dtype if table is None else table.dtype)
+        parallel_spans(_assemble_span, _assemble_chunks, batch, out.size, source,
+                       np.ascontiguousarray(index, dtype=np.int64), self.maps, table, out)
+        return out.reshape((batch,) + lead + (self.height, self.width))
+
+
+def _augmented(images: np.ndarray, rng: np.random.Generator, augmentation) -> np.ndarray:
+    """A geometric augmentation called on its own: its plan applied to the whole batch."""
+    _check_batch(images, type(augmentation).__name__)
+    plan = _Plan(len(images), *images.shape[-2:])
+    augmentation.compose(plan, rng)
+    return plan.apply(images, np.arange(len(images)))
+
+
 class RandomCrop:
     """Pad each image with zeros, then cut a ``size x size`` window at a random offset.
 
     For padding ``p``, image ``b`` becomes ``padded[b, dy:dy+size, dx:dx+size]``
     with ``dy`` uniform in ``0..H+2p-size`` and ``dx`` in ``0..W+2p-size``,
-    drawn per image: for ``size = H = W`` a shift of the image by
-    ``(p - dy, p - dx)`` pixels with zeros (background) filling in. As
-    torchvision's ``RandomCrop(size, padding)``, but applied to a whole batch
-    at once (a sliding-window view and one fancy-indexing gather).
+    drawn per image (``dy`` for the whole batch, then ``dx``): for
+    ``size = H = W`` a shift of the image by ``(p - dy, p - dx)`` pixels with
+    zeros (background) filling in. As torchvision's ``RandomCrop(size, padding)``,
+    but for a whole batch at once; no padded copy is made (see the module docstring).
 
     Args:
         size: output height and width (default 28).
@@ -58,23 +180,22 @@ class RandomCrop:
         self.size = int(size)
         self.padding = int(padding)
 
-    def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        _check_batch(images, "RandomCrop")
+    def compose(self, plan: _Plan, rng: np.random.Generator) -> None:
+        """Draw the offsets of ``plan``'s images and compose the crop into it."""
         p, size = self.padding, self.size
-        height, width = images.shape[-2] + 2 * p, images.shape[-1] + 2 * p
+        height, width = plan.height + 2 * p, plan.width + 2 * p
         if size > height or size > width:
             raise ValueError(
                 f"RandomCrop: size {size} is larger than the padded images ({height}, {width}) "
-                f"(images {images.shape[-2:]}, padding {p})"
+                f"(images {(plan.height, plan.width)}, padding {p})"
             )
-        pad = [(0, 0)] * (images.ndim - 2) + [(p, p), (p, p)]
-        padded = np.pad(images, pad)
-        # (B, ..., nH, nW, size, size) -> (B, nH, nW, ..., size, size), a view
-        windows = np.moveaxis(sliding_window_view(padded, (size, size), axis=(-2, -1)), (-4, -3), (1, 2))
-        batch = len(images)
+        batch = len(plan.maps)
         dy = rng.integers(0, height - size + 1, size=batch)
         dx = rng.integers(0, width - size + 1, size=batch)
-        return windows[np.arange(batch), dy, dx]
+        plan.shift(dy - p, dx - p, size, size)
+
+    def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return _augmented(images, rng, self)
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
@@ -99,12 +220,12 @@ class RandomHorizontalFlip:
             raise ValueError(f"RandomHorizontalFlip: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
 
+    def compose(self, plan: _Plan, rng: np.random.Generator) -> None:
+        """Draw which of ``plan``'s images flip (``u_b < p``, ``u_b ~ U[0, 1)``) and compose the flip into it."""
+        plan.mirror(rng.random(len(plan.maps)) < self.p)
+
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        _check_batch(images, "RandomHorizontalFlip")
-        flip = rng.random(len(images)) < self.p
-        out = images.copy()
-        out[flip] = images[flip, ..., ::-1]
-        return out
+        return _augmented(images, rng, self)
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
@@ -168,6 +289,7 @@ class DataLoader:
             if not callable(aug):
                 raise TypeError(f"DataLoader: augment must hold callables aug(images, rng), got {aug!r}")
         self.images = images
+        self._source = np.ascontiguousarray(images)  # the kernel's input (a copy only if images is not contiguous)
         self.labels = labels.astype(np.int64, copy=False)
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -201,11 +323,21 @@ class DataLoader:
         rng = np.random.default_rng([self.seed, self.epoch, 1])
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
-            batch = self.images[idx]
-            for aug in self.augment:
-                batch = aug(batch, rng)
-            x = self._table[batch]
-            yield (x[:, None] if x.ndim == 3 else x), self.labels[idx]
+            yield self._assemble(idx, rng), self.labels[idx]
+
+    def _assemble(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The float batch ``(B, C, h, w)`` of images ``idx``: one kernel pass, unless a custom augmentation intervenes."""
+        images = self._source
+        plan = _Plan(len(idx), *images.shape[-2:])
+        for aug in self.augment:
+            if isinstance(aug, (RandomCrop, RandomHorizontalFlip)):
+                aug.compose(plan, rng)
+                continue
+            images = np.asarray(aug(plan.apply(images, idx), rng))  # a callable of the user's, on the uint8 batch so far
+            idx = np.arange(len(images))
+            plan = _Plan(len(idx), *images.shape[-2:])
+        x = plan.apply(images, idx, self._table)
+        return x if x.ndim == 4 else x.reshape((len(x), 1) + x.shape[-2:])
 
 
 def train_val_split(n: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
