@@ -9,30 +9,27 @@ Windows may differ in length and overlap when ``o`` does not divide ``n``;
 when ``o > n`` several windows share a start. Shapes: ``x (N, C, *n)`` ->
 ``y (N, C, *o)``.
 
-Both pools are separable over the spatial axes, so every axis is reduced on
-its own by a "ragged" window reduction: one ``np.take`` gathers every
-window's elements into a block with an extra window axis of the largest
-window length (shorter windows repeat their last element, masked out), which
-is then reduced:
+A window is a box, the product of its per-axis ranges, so the per-axis
+tables ``(first, count)`` of ``ops.pooling`` describe it exactly (first =
+``start_i``, count = the length ``len_i``, no dilation), and the pooling
+kernels compute both pools:
 
-* average: the box sum factorises and the divisor is the product of the
-  per-axis lengths. The adjoint of one axis sends ``g[i] / len_i`` to every
-  position of window ``i``; position ``j`` lies in the windows
-  ``i in [#{stop <= j}, #{start <= j})``, again a ragged sum;
-* max: PyTorch scans a box in row-major order and takes ``v`` if
-  ``v > best or isnan(v)`` (the last NaN wins, else the first maximum).
-  Reducing the last spatial axis first, then the previous one, selects the
-  same element, so the flat index of the winner is carried through the
-  per-axis reductions.
+* average: ``_sum_windows`` with the divisor ``prod_a len_{i_a}`` (per-axis
+  factors), its adjoint ``_spread_windows`` for the gradient;
+* max: ``_max_windows`` scans the box in row-major order and takes ``v`` if
+  ``v > best or isnan(v)`` (the last NaN wins, else the first maximum), as
+  PyTorch does, recording the winner's flat index; the gradient is the
+  scatter-add ``_scatter_planes`` at those indices.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 
 import numpy as np
 
 from . import Primitive
+from .pooling import max_windows, scatter_indices, spread_windows, sum_windows
 
 
 def adaptive_windows(n: int, o: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,79 +38,38 @@ def adaptive_windows(n: int, o: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n) // o, -(-(i + 1) * n // o)
 
 
-def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
-    """``values`` (1-D) shaped to broadcast along ``axis`` of an ``ndim``-D array."""
-    shape = [1] * ndim
-    shape[axis] = values.size
-    return values.reshape(shape)
-
-
-def _window_block(a: np.ndarray, axis: int, start: np.ndarray, stop: np.ndarray):
-    """Every window ``[start_i, stop_i)`` of ``a`` along ``axis``, gathered at once.
-
-    Returns ``block`` with the window index ``i`` on ``axis`` and the offset
-    ``m`` in the window on ``axis + 1`` (``block[..., i, m, ...] =
-    a[..., start_i + m, ...]``), and ``inside`` (``i``, ``m``): whether offset
-    ``m`` is part of window ``i`` (shorter windows repeat their last element).
-    """
-    length = stop - start
-    offsets = np.arange(length.max(initial=1))     # at least one offset, also for zero windows
-    inside = offsets < length[:, None]
-    positions = np.minimum(start[:, None] + offsets, a.shape[axis] - 1)
-    return np.take(a, positions, axis=axis), inside
-
-
-def _ragged_sum(a: np.ndarray, axis: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """``out[..., i, ...] = sum_{start_i <= j < stop_i} a[..., j, ...]`` along ``axis``."""
-    block, inside = _window_block(a, axis, start, stop)
-    mask = inside.reshape(inside.shape + (1,) * (a.ndim - axis - 1))
-    return np.where(mask, block, a.dtype.type(0)).sum(axis=axis + 1)
+@functools.lru_cache(maxsize=512)
+def _tables(spatial, output_size):
+    """``(first, count)`` per canonical axis (as ``ops.pooling.window_tables``) and the per-axis lengths (float64)."""
+    lead = 3 - len(spatial)
+    windows, lengths = [], []
+    for n, o in zip((1,) * lead + spatial, (1,) * lead + output_size):
+        start, stop = adaptive_windows(n, o)
+        first, count = start.astype(np.int64), (stop - start).astype(np.int64)
+        length = count.astype(np.float64)
+        for table in (first, count, length):
+            table.flags.writeable = False
+        windows += [first, count]
+        lengths.append(length)
+    return tuple(windows), tuple(lengths)
 
 
 def adaptive_avg_pool_forward(x, *, output_size):
     """``y[n, c, i] = (1 / prod_a len_{i_a}) * sum over the box of window i of x[n, c, j]``.
 
     The box of ``i = (i_1, ..., i_k)`` is the product of the per-axis windows
-    of the module docstring; the sum and the divisor factorise per axis.
+    of the module docstring; its sum runs in float64.
     """
-    spans = [adaptive_windows(n, o) for n, o in zip(x.shape[2:], output_size)]
-    y = x
-    for a, (start, stop) in enumerate(spans):
-        y = _ragged_sum(y, 2 + a, start, stop) / _along((stop - start).astype(x.dtype), 2 + a, x.ndim)
-    return y, (spans, x.shape)
+    output_size = tuple(output_size)
+    tables, lengths = _tables(tuple(x.shape[2:]), output_size)
+    return sum_windows(x, output_size, tables, lengths, 0), (x.shape, output_size)
 
 
 def adaptive_avg_pool_backward(g, saved, needs=(True,)):
-    """``dx[n, c, j] = sum over boxes i containing j of g[n, c, i] / prod_a len_{i_a}``.
-
-    Per axis, position ``j`` lies in windows ``i`` with ``stop_i > j >= start_i``,
-    i.e. ``i`` in ``[#{stop <= j}, #{start <= j})`` (both sorted), a ragged sum.
-    """
-    spans, shape = saved
-    for a, (start, stop) in enumerate(spans):
-        positions = np.arange(shape[2 + a])
-        first = np.searchsorted(stop, positions, side="right")
-        end = np.searchsorted(start, positions, side="right")
-        g = _ragged_sum(g / _along((stop - start).astype(g.dtype), 2 + a, g.ndim), 2 + a, first, end)
-    return (g,)
-
-
-def _winners(values: np.ndarray, axis: int, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """Position along ``axis`` of each window's selected element, by PyTorch's scan rule.
-
-    The window block is scanned over the offset ``m``:
-    ``take if m is inside the window and (v > best or isnan(v))``.
-    """
-    block, inside = _window_block(values, axis, start, stop)
-    block = np.moveaxis(block, axis + 1, 0)                  # (L, ..., o, ...)
-    inside = inside.T.reshape((inside.shape[1],) + _along(start, axis, values.ndim).shape)
-    best = block[0].copy()
-    arg = np.zeros(best.shape, dtype=np.min_scalar_type(len(block) - 1))
-    for m in range(1, len(block)):
-        take = inside[m] & ((block[m] > best) | np.isnan(block[m]))
-        np.copyto(best, block[m], where=take)
-        np.copyto(arg, m, where=take)
-    return arg + _along(start, axis, values.ndim)
+    """``dx[n, c, j] = sum over boxes i containing j of g[n, c, i] / prod_a len_{i_a}``."""
+    shape, output_size = saved
+    tables, lengths = _tables(tuple(shape[2:]), output_size)
+    return (spread_windows(g, shape, tables, lengths, 0),)
 
 
 def adaptive_max_pool_forward(x, *, output_size):
@@ -122,29 +78,19 @@ def adaptive_max_pool_forward(x, *, output_size):
     Ties and NaN as in PyTorch (module docstring). ``saved[0]`` holds the
     int64 flat index of each winner in its input plane (``h*W + w`` in 2-D).
     """
-    spatial = x.shape[2:]
-    flat = np.broadcast_to(np.arange(math.prod(spatial), dtype=np.int64).reshape(spatial), x.shape)
-    y = x
-    for a in reversed(range(len(spatial))):
-        pos = _winners(y, 2 + a, *adaptive_windows(spatial[a], output_size[a]))
-        y = np.take_along_axis(y, pos, axis=2 + a)
-        flat = np.take_along_axis(flat, pos, axis=2 + a)
-    return y, (flat, x.shape)
+    output_size = tuple(output_size)
+    tables, _ = _tables(tuple(x.shape[2:]), output_size)
+    y, indices = max_windows(x, output_size, tables, (1,) * len(output_size))
+    return y, (indices, x.shape)
 
 
 def adaptive_max_pool_backward(g, saved, needs=(True,)):
     """``dx[n, c, j] = sum over windows i whose maximum is j of g[n, c, i]``.
 
-    Overlapping windows can share a maximum, so the scatter accumulates:
-    ``np.bincount`` over ``plane * P + index`` (it sums in float64; the result
-    is cast back to ``g``'s dtype).
+    Overlapping windows can share a maximum, so the scatter accumulates.
     """
     indices, shape = saved
-    planes = shape[0] * shape[1]
-    size = math.prod(shape[2:])
-    keys = (np.arange(planes, dtype=np.int64)[:, None] * size + indices.reshape(planes, -1)).ravel()
-    dx = np.bincount(keys, weights=g.ravel(), minlength=planes * size)
-    return (dx.astype(g.dtype, copy=False).reshape(shape),)
+    return (scatter_indices(g, indices, shape),)
 
 
 adaptive_avg_pool = Primitive("adaptive_avg_pool", adaptive_avg_pool_forward, adaptive_avg_pool_backward)

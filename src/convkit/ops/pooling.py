@@ -17,34 +17,47 @@ pooling, ``0`` for average pooling. In ceil mode the last window may also
 reach past ``n + p`` (the "overhang"), which is padded the same way but, for
 the average, never counted in the divisor.
 
-The windows are the strided view of ``ops.windows.windows`` over the padded
-input. Average backward goes through its adjoint ``ops.windows.fold``; max
-backward adds the gradient into one strided slice per kernel offset (the
-windows whose maximum sits at that offset). Both crop the padding with
-``ops.padding.pad_backward``. Loops run over kernel offsets only.
+Kernels (``ops.jit``). Padding is never materialised: along every axis a
+window is described by its first in-input position and its number of
+in-input elements (``_axis_windows``)::
 
-Fast path: non-overlapping windows (``stride == kernel``, no padding, no
-dilation, every window inside the input: LeNet's 2x2 pools) reduce one
-spatial axis at a time, last axis first, over ``k`` strided slices
-(``x[..., t::k]``). For the maximum, a later slice takes over only where it
-is strictly greater, so ties go to the first element in row-major order as
-on the general path; the stage winners (a bool mask for ``k = 2``) route the
-gradient back through the same slices, with no index arithmetic and no
-padded copy. An input with a NaN falls back to the general path (its NaN
-rule needs the per-element scan); the flat ``indices`` are only computed
-when ``return_indices`` asks for them.
+    first_o = t_o + j0*d,  j0 = ceil(max(0, -t_o) / d)
+    count_o = #{j in [j0, k) : t_o + j*d < n}
+
+and a kernel visits exactly those elements (padding adds nothing to a sum
+and never wins a maximum). The kernels work on the canonical layout
+``(P, D, H, W)``, ``P = N*C`` planes, 1-D and 2-D inputs given singleton
+leading spatial axes, so one compiled kernel per dtype serves 1-D, 2-D and
+3-D; a plane is passed flat, ``(P, D*H*W)`` (``planes``), and addressed as
+``(z*H + r)*W + q``, the form of the returned indices. The kernels run a
+``prange`` loop over the planes, and every write of a backward pass stays
+inside its plane (no races). Within a plane a window kernel computes a row
+of outputs ``(a, b, :)`` at once: for each window element, in row-major
+order, a loop over the row's windows, which are independent (the loop
+pipelines; a loop per window would be as short as the window). The same
+kernels serve the adaptive pools (``ops.adaptive_pooling``), whose windows
+fit the same per-axis tables, and the global average pool (one window per
+axis):
+
+* ``_max_windows``: maximum and flat argmax of every window (row-major scan,
+  ``take if v > best or isnan(v)``);
+* ``_sum_windows``: window sums (float64 accumulator) over their divisors;
+* ``_spread_windows``: the adjoint, ``g / D`` added to every window element;
+* ``_scatter_planes``: ``out[p, idx[p, m]] (+)= v[p, m]`` over a zeroed plane
+  (max-pooling backward with ``+=``, max unpooling with ``=``).
+
+Unpooling's backward, a gather, is one ``np.take_along_axis``.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
+
 import numpy as np
 
-from . import Primitive
-from .padding import pad_backward, pad_forward
-from .windows import fold, windows
+from . import Primitive, workspace
+from .jit import kernel, prange
 
 
 def pool_output_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
@@ -60,7 +73,8 @@ def pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode: bool):
 
     ``low = p``; ``high`` reaches the end of the last window,
     ``(o-1)*s + d*(k-1) + 1 - n - p``, or is 0 when the windows end inside the
-    input (a floor-mode remainder that no window reads is left out).
+    input (a floor-mode remainder that no window reads is left out). The
+    kernels do not pad; ``convkit.explain`` draws this padded input.
     """
     out = tuple(pool_output_size(n, k, s, p, d, ceil_mode)
                 for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
@@ -69,223 +83,6 @@ def pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode: bool):
     return out, pads
 
 
-def _axis_grid(values: np.ndarray, axis: int, nsp: int) -> np.ndarray:
-    """``values`` (1-D) shaped to broadcast along spatial ``axis`` of an ``nsp``-axis grid."""
-    shape = [1] * nsp
-    shape[axis] = values.size
-    return values.reshape(shape)
-
-
-# ------------------------------------------------------------------ max pool
-def non_overlapping(spatial, kernel, stride, padding, dilation, ceil_mode: bool) -> bool:
-    """Whether the windows tile the input without overlap or padding (the fast path's case)."""
-    return all(k == s and p == 0 and d == 1 and k <= n and (not ceil_mode or n % k == 0)
-               for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
-
-
-def _tiled(x: np.ndarray, kernel) -> np.ndarray:
-    """``x`` cropped to whole windows (a view): every spatial axis a multiple of its kernel size."""
-    nsp = len(kernel)
-    return x[(Ellipsis,) + tuple(slice(0, n - n % k) for n, k in zip(x.shape[-nsp:], kernel))]
-
-
-def _along(axis: int, t: int, k: int) -> tuple:
-    """Index of the ``t``-th element of every window along ``axis``: ``[..., t::k, ...]``."""
-    return (slice(None),) * axis + (slice(t, None, k),)
-
-
-def _scan_max(x: np.ndarray, axis: int, k: int):
-    """Max over consecutive groups of ``k`` along ``axis``, first maximum winning ties.
-
-    Returns ``(best, winner)``: ``winner`` holds each group's winning
-    position, as a bool array for ``k = 2`` (True: the second) and uint8 otherwise.
-    """
-    first, second = x[_along(axis, 0, k)], x[_along(axis, 1, k)]
-    winner = np.greater(second, first)
-    best = np.maximum(first, second)
-    if k == 2:
-        return best, winner
-    winner = winner.view(np.uint8)
-    take = np.empty(best.shape, dtype=bool)
-    for t in range(2, k):
-        value = x[_along(axis, t, k)]
-        np.greater(value, best, out=take)
-        np.maximum(best, value, out=best)
-        np.copyto(winner, t, where=take)
-    return best, winner
-
-
-def _route(g: np.ndarray, winner: np.ndarray, axis: int, k: int, finite: bool) -> np.ndarray:
-    """Adjoint of one ``_scan_max`` stage: ``out[..., t::k, ...] = g`` where ``winner == t``, else 0.
-
-    A product by the mask is ten times faster than ``np.where``; it is exact
-    when ``g`` is finite (otherwise ``inf * 0`` would leave NaN, so ``np.where``
-    runs). With ``k = 2`` the second slice is ``g * winner`` and the first
-    ``g`` minus it (``g - g`` and ``g - 0`` are exact).
-    """
-    out = np.empty(g.shape[:axis] + (g.shape[axis] * k,) + g.shape[axis + 1:], dtype=g.dtype)
-    if not finite:
-        zero = g.dtype.type(0)
-        for t in range(k):
-            out[_along(axis, t, k)] = np.where(winner == t, g, zero)
-    elif k == 2:
-        second = np.multiply(g, winner, out=out[_along(axis, 1, 2)])
-        np.subtract(g, second, out=out[_along(axis, 0, 2)])
-    else:
-        for t in range(k):
-            np.multiply(g, winner == t, out=out[_along(axis, t, k)])
-    return out
-
-
-class MaxPoolSaved:
-    """What max-pooling backward needs; ``indices`` is also the ``return_indices`` result.
-
-    ``offsets`` (the row-major kernel offset of each window's maximum, shape
-    ``(N, C, *out)``) and ``indices`` (its flat int64 index in the unpadded
-    input plane) are computed on first use on the fast path, whose backward
-    routes the gradient through the per-axis ``winners`` instead.
-    """
-
-    def __init__(self, input_shape, pads, kernel, stride, padding, dilation, *, offsets=None, winners=None,
-                 x=None, best=None):
-        self.input_shape = tuple(input_shape)
-        self.pads, self.kernel, self.stride = pads, tuple(kernel), tuple(stride)
-        self.padding, self.dilation = tuple(padding), tuple(dilation)
-        self.winners, self._x, self._best = winners, x, best
-        self._offsets = offsets
-        self._indices = None
-
-    @property
-    def offsets(self) -> np.ndarray:
-        if self._offsets is None:  # fast path: the first element of each window equal to its maximum
-            view = windows(_tiled(self._x, self.kernel), self.kernel, self.stride, self.dilation)
-            flat = view.reshape(self._best.shape + (-1,))
-            hit = flat == self._best[..., None]
-            self._offsets = hit.argmax(axis=-1).astype(np.min_scalar_type(math.prod(self.kernel) - 1))
-        return self._offsets
-
-    @property
-    def indices(self) -> np.ndarray:
-        if self._indices is None:
-            out = self.offsets.shape[2:]
-            self._indices = _flat_input_index(self.offsets, out, self.input_shape[2:], self.kernel, self.stride,
-                                              self.padding, self.dilation)
-        return self._indices
-
-
-def _first_in_bounds(out, kernel, stride, padding, dilation) -> np.ndarray:
-    """Kernel offset id (row-major over ``kernel``) of each window's first element inside the input.
-
-    Along an axis it is ``j0 = ceil(max(0, -t_o) / d)``; a window whose
-    elements are all ``-inf`` reports this position, as PyTorch does.
-    """
-    nsp = len(kernel)
-    per_axis = [_axis_grid(-(-np.maximum(0, p - np.arange(o) * s) // d), a, nsp)
-                for a, (o, s, p, d) in enumerate(zip(out, stride, padding, dilation))]
-    return sum(j * math.prod(kernel[a + 1:]) for a, j in enumerate(per_axis))
-
-
-def _flat_input_index(offsets, out, spatial, kernel, stride, padding, dilation) -> np.ndarray:
-    """Flat input index ``sum_a pos_a * prod(n_{a+1:})`` of ``pos_a = o_a*s_a - p_a + j_a*d_a`` (int64).
-
-    The index is linear in ``pos``, so it splits into a part of the window
-    (``o_a*s_a - p_a``) and a part of the kernel offset (``j_a*d_a``), the
-    latter looked up in a table of ``prod(kernel)`` entries.
-    """
-    nsp = len(kernel)
-    plane = [math.prod(spatial[a + 1:]) for a in range(nsp)]
-    base = sum(_axis_grid((np.arange(o, dtype=np.int64) * s - p) * st, a, nsp)
-               for a, (o, s, p, st) in enumerate(zip(out, stride, padding, plane)))
-    js = np.unravel_index(np.arange(math.prod(kernel)), kernel)
-    table = sum(j.astype(np.int64) * d * st for j, d, st in zip(js, dilation, plane))
-    return base + table[offsets]
-
-
-def _max_pool_tiled(x, kernel):
-    """Fast path: ``(best, winners)``, one ``_scan_max`` stage per spatial axis, last axis first."""
-    best, winners = _tiled(x, kernel), []
-    for axis in reversed(range(2, x.ndim)):
-        k = kernel[axis - 2]
-        if k == 1:
-            winners.append(None)
-            continue
-        best, winner = _scan_max(best, axis, k)
-        winners.append(winner)
-    return best, tuple(winners)
-
-
-def max_pool_forward(x, *, kernel, stride, padding, dilation, ceil_mode):
-    """N-d max pooling with the argmax of each window.
-
-    ``y[n, c, o] = max_j x[n, c, o*s - p + j*d]`` (per spatial axis, ``j`` over
-    the kernel, padding = ``-inf``); shapes ``x (N, C, *n)`` -> ``y (N, C, *o)``.
-
-    The window is scanned in row-major kernel order with PyTorch's CPU rule
-    ``take if v > best or isnan(v)``: the first maximum wins a tie, the *last*
-    NaN wins if there are NaNs (and the output is NaN). ``saved.indices`` is
-    the flat index of the winner in its unpadded input plane (for 2-D,
-    ``h*W + w``), int64.
-    """
-    spatial = x.shape[2:]
-    out, pads = pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode)
-    if non_overlapping(spatial, kernel, stride, padding, dilation, ceil_mode):
-        best, winners = _max_pool_tiled(x, kernel)
-        if not np.isnan(best).any():
-            best = best if best.base is None else best.copy()  # a 1x1 kernel leaves a view of x
-            return best, MaxPoolSaved(x.shape, pads, kernel, stride, padding, dilation, winners=winners,
-                                      x=x, best=best)
-    xp, _ = pad_forward(x, pads=pads, mode="zeros", value=-np.inf)
-    view = windows(xp, kernel, stride, dilation)
-    best = np.full(x.shape[:2] + out, -np.inf, dtype=x.dtype)
-    offsets = np.empty(best.shape, dtype=np.min_scalar_type(math.prod(kernel) - 1))
-    offsets[...] = _first_in_bounds(out, kernel, stride, padding, dilation)
-    value = np.empty_like(best)
-    take, nan = np.empty(best.shape, dtype=bool), np.empty(best.shape, dtype=bool)
-    for q, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
-        np.copyto(value, view[(Ellipsis,) + offset])
-        np.logical_or(np.greater(value, best, out=take), np.isnan(value, out=nan), out=take)
-        np.copyto(best, value, where=take)
-        np.copyto(offsets, q, where=take)
-    return best, MaxPoolSaved(x.shape, pads, kernel, stride, padding, dilation, offsets=offsets)
-
-
-def _max_pool_tiled_backward(g, saved: MaxPoolSaved):
-    finite = bool(np.isfinite(g).all())
-    nsp = len(saved.kernel)
-    for stage, axis in enumerate(range(2, 2 + nsp)):
-        winner = saved.winners[nsp - 1 - stage]
-        if winner is not None:
-            g = _route(g, winner, axis, saved.kernel[axis - 2], finite)
-    if g.shape == saved.input_shape:
-        return (g,)
-    dx = np.zeros(saved.input_shape, dtype=g.dtype)
-    dx[(Ellipsis,) + tuple(slice(0, n) for n in g.shape[2:])] = g
-    return (dx,)
-
-
-def max_pool_backward(g, saved: MaxPoolSaved, needs=(True,)):
-    """``dx[n, c, i] = sum over windows o whose maximum sits at i of g[n, c, o]``.
-
-    For every kernel offset ``j`` (the loop), the windows whose maximum has
-    offset ``j`` send ``g`` to the padded positions ``o*s + j*d`` (a strided
-    slice, distinct across ``o``), so overlapping windows add; the padded
-    gradient is then cropped. A padding argmax (all-``-inf`` window) sends
-    nothing into the input. The fast path routes ``g`` back through its
-    per-axis winners instead (the same positions).
-    """
-    if saved.winners is not None:
-        return _max_pool_tiled_backward(g, saved)
-    shape, pads = saved.input_shape, saved.pads
-    gp = np.zeros(shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(shape[2:], pads)), dtype=g.dtype)
-    zero = g.dtype.type(0)
-    for q, offset in enumerate(itertools.product(*(range(k) for k in saved.kernel))):
-        target = (Ellipsis,) + tuple(slice(j * d, j * d + (o - 1) * s + 1, s)
-                                     for j, d, s, o in zip(offset, saved.dilation, saved.stride, g.shape[2:]))
-        gp[target] += np.where(saved.offsets == q, g, zero)
-    return pad_backward(gp, (shape, pads, "zeros"))
-
-
-# ------------------------------------------------------------------ average pool
 def avg_divisors(spatial, kernel, stride, padding, out, count_include_pad: bool,
                  divisor_override: int | None, dtype) -> np.ndarray:
     """Divisor of every window, shape ``out``, as PyTorch computes it.
@@ -301,88 +98,328 @@ def avg_divisors(spatial, kernel, stride, padding, out, count_include_pad: bool,
     """
     if divisor_override is not None:
         return np.full(out, divisor_override, dtype=dtype)
-    sizes = []
-    for n, k, s, p, o in zip(spatial, kernel, stride, padding, out):
-        t = np.arange(o) * s - p
-        size = np.minimum(t + k, n + p) - t if count_include_pad else np.minimum(t + k, n) - np.maximum(t, 0)
-        sizes.append(size)
+    sizes = [_axis_divisors(n, k, s, p, o, count_include_pad)
+             for n, k, s, p, o in zip(spatial, kernel, stride, padding, out)]
     return functools.reduce(np.multiply.outer, sizes).astype(dtype)
 
 
-def _sum_tiled(x, kernel):
-    """Fast path: window sums of non-overlapping windows, ``k`` strided slices added per axis."""
-    total = _tiled(x, kernel)
-    for axis in reversed(range(2, x.ndim)):
-        k = kernel[axis - 2]
-        if k > 1:
-            acc = total[_along(axis, 0, k)] + total[_along(axis, 1, k)]
-            for t in range(2, k):
-                acc += total[_along(axis, t, k)]
-            total = acc
-    return total if total.base is None else total.copy()
+def _axis_divisors(n: int, k: int, s: int, p: int, o: int, count_include_pad: bool) -> np.ndarray:
+    """One axis' factor of ``avg_divisors`` for its ``o`` windows (float64)."""
+    t = np.arange(o) * s - p
+    size = np.minimum(t + k, n + p) - t if count_include_pad else np.minimum(t + k, n) - np.maximum(t, 0)
+    return size.astype(np.float64)
 
 
-def avg_pool_forward(x, *, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    """N-d average pooling.
-
-    ``y[n, c, o] = (1 / D_o) * sum_j x[n, c, o*s - p + j]`` (per spatial axis,
-    ``j`` over the kernel, padding = 0, no dilation), with the divisor ``D_o``
-    of ``avg_divisors``; shapes ``x (N, C, *n)`` -> ``y (N, C, *o)``.
-    """
-    spatial = x.shape[2:]
-    ones = (1,) * len(kernel)
-    out, pads = pool_geometry(spatial, kernel, stride, padding, ones, ceil_mode)
-    divisor = avg_divisors(spatial, kernel, stride, padding, out, count_include_pad, divisor_override, x.dtype)
-    if non_overlapping(spatial, kernel, stride, padding, ones, ceil_mode):
-        return _sum_tiled(x, kernel) / divisor, (divisor, x.shape, None, tuple(kernel), tuple(stride))
-    xp, pad_saved = pad_forward(x, pads=pads, mode="zeros")
-    sums = windows(xp, kernel, stride, ones).sum(axis=tuple(range(-len(kernel), 0)))
-    return sums / divisor, (divisor, xp.shape, pad_saved, tuple(kernel), tuple(stride))
-
-
-def avg_pool_backward(g, saved, needs=(True,)):
-    """``dx[n, c, i] = sum over windows o containing i of g[n, c, o] / D_o`` (fold, then crop).
-
-    Fast path (``pad_saved`` None): every input element lies in at most one
-    window, so ``dx`` is ``g / D`` repeated ``k`` times along each axis,
-    zero in a floor-mode remainder.
-    """
-    divisor, padded_shape, pad_saved, kernel, stride = saved
-    scaled = g / divisor
-    if pad_saved is None:
-        for axis, k in enumerate(kernel, start=2):
-            if k > 1:
-                scaled = np.repeat(scaled, k, axis=axis)
-        if scaled.shape == tuple(padded_shape):
-            return (scaled,)
-        dx = np.zeros(padded_shape, dtype=g.dtype)
-        dx[(Ellipsis,) + tuple(slice(0, n) for n in scaled.shape[2:])] = scaled
-        return (dx,)
-    cols = np.broadcast_to(scaled.reshape(scaled.shape + (1,) * len(kernel)), scaled.shape + kernel)
-    gp = fold(cols, padded_shape, kernel, stride, (1,) * len(kernel))
-    return pad_backward(gp, pad_saved)
-
-
-# ------------------------------------------------------------------ max unpool
 def unpool_output_size(n: int, k: int, s: int, p: int) -> int:
     """Default max-unpooling size along an axis (PyTorch): ``(n - 1)*s - 2p + k``."""
     return (n - 1) * s - 2 * p + k
 
 
+# ------------------------------------------------------------------ window tables
+def _three(values, fill) -> tuple:
+    """Per-axis ``values`` padded at the front to three axes with ``fill``."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def _axis_windows(n: int, k: int, s: int, p: int, d: int, o: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, count)`` of the module docstring for the ``o`` windows of one axis (int64)."""
+    t = np.arange(o, dtype=np.int64) * s - p
+    j0 = -(-np.maximum(0, -t) // d)
+    j1 = np.clip(-(-(n - t) // d), 0, k)      # j < j1  <=>  t + j*d < n
+    return t + j0 * d, np.maximum(j1 - j0, 0)
+
+
+@functools.lru_cache(maxsize=512)
+def window_tables(spatial, kernel, stride, padding, dilation, out) -> tuple[np.ndarray, ...]:
+    """``(first_D, count_D, first_H, count_H, first_W, count_W)`` of the canonical axes (cached, read-only)."""
+    tables = []
+    for n, k, s, p, d, o in zip(_three(spatial, 1), _three(kernel, 1), _three(stride, 1), _three(padding, 0),
+                                _three(dilation, 1), _three(out, 1)):
+        for table in _axis_windows(n, k, s, p, d, o):
+            table.flags.writeable = False
+            tables.append(table)
+    return tuple(tables)
+
+
+@functools.lru_cache(maxsize=512)
+def _divisor_tables(spatial, kernel, stride, padding, out, count_include_pad: bool) -> tuple[np.ndarray, ...]:
+    """Per canonical axis, the factors of ``avg_divisors`` (float64, cached, read-only)."""
+    tables = []
+    for n, k, s, p, o in zip(_three(spatial, 1), _three(kernel, 1), _three(stride, 1), _three(padding, 0),
+                             _three(out, 1)):
+        table = _axis_divisors(n, k, s, p, o, count_include_pad)
+        table.flags.writeable = False
+        tables.append(table)
+    return tuple(tables)
+
+
+# ------------------------------------------------------------------ kernels
+@kernel
+def _longest(counts) -> int:
+    """The largest entry of ``counts`` (0 if empty): the longest window along the last axis."""
+    longest = 0
+    for count in counts:
+        longest = max(longest, count)
+    return longest
+
+
+@kernel(parallel=True)
+def _max_windows(x, y, idx, fd, cd, fh, ch, fw, cw, dd, dh, dw, height, width):
+    """``y[p, (a, b, c)] = max`` over window ``(a, b, c)`` of plane ``p``, ``idx`` the flat argmax.
+
+    Planes are flat: ``x (P, D*H*W)``, ``y, idx (P, A*B*C)`` for the
+    ``A, B, C`` windows of the tables. Window elements
+    ``(fd[a] + i*dd, fh[b] + j*dh, fw[c] + m*dw)`` for ``i < cd[a]``,
+    ``j < ch[b]``, ``m < cw[c]``, scanned in row-major order with
+    ``take if v > best or isnan(v)`` from ``best = -inf``; the index starts
+    at the window's first element (reported by an all-``-inf`` window).
+    A row of outputs ``(a, b, :)`` is computed at once: for every window
+    element ``(i, j, m)`` in row-major order, a loop over ``c`` (independent
+    windows, so the loop pipelines) updates ``best[c]``.
+    """
+    planes = x.shape[0]
+    out_d, out_h, out_w = fd.shape[0], fh.shape[0], fw.shape[0]
+    span = _longest(cw)
+    for p in prange(planes):
+        best = np.empty(out_w)
+        where = np.empty(out_w, np.int64)
+        o = 0
+        for a in range(out_d):
+            for b in range(out_h):
+                for c in range(out_w):
+                    best[c] = -np.inf
+                    where[c] = (fd[a] * height + fh[b]) * width + fw[c]
+                for i in range(cd[a]):
+                    for j in range(ch[b]):
+                        row = ((fd[a] + i * dd) * height + fh[b] + j * dh) * width
+                        for m in range(span):
+                            for c in range(out_w):
+                                if m < cw[c]:
+                                    q = row + fw[c] + m * dw
+                                    v = x[p, q]
+                                    take = (v > best[c]) | np.isnan(v)   # no branch on the data
+                                    best[c] = v if take else best[c]
+                                    where[c] = q if take else where[c]
+                for c in range(out_w):
+                    y[p, o + c] = best[c]
+                    idx[p, o + c] = where[c]
+                o += out_w
+
+
+@kernel(parallel=True)
+def _sum_windows(x, y, fd, cd, fh, ch, fw, cw, vd, vh, vw, override, height, width):
+    """``y[p, (a, b, c)] = (sum over window (a, b, c) of plane p) / D``, summed in float64.
+
+    Flat planes and windows as in ``_max_windows``, without dilation, a row
+    of outputs at once; ``D = vd[a]*vh[b]*vw[c]``, or ``override`` when it
+    is not 0.
+    """
+    planes = x.shape[0]
+    out_d, out_h, out_w = fd.shape[0], fh.shape[0], fw.shape[0]
+    span = _longest(cw)
+    for p in prange(planes):
+        total = np.empty(out_w)
+        o = 0
+        for a in range(out_d):
+            for b in range(out_h):
+                for c in range(out_w):
+                    total[c] = 0.0
+                for z in range(fd[a], fd[a] + cd[a]):
+                    for r in range(fh[b], fh[b] + ch[b]):
+                        row = (z * height + r) * width
+                        for m in range(span):
+                            for c in range(out_w):
+                                if m < cw[c]:
+                                    total[c] += x[p, row + fw[c] + m]
+                for c in range(out_w):
+                    divisor = override if override != 0 else vd[a] * vh[b] * vw[c]
+                    y[p, o + c] = total[c] / divisor
+                o += out_w
+
+
+@kernel(parallel=True)
+def _spread_windows(g, dx, fd, cd, fh, ch, fw, cw, vd, vh, vw, override, height, width):
+    """Adjoint of ``_sum_windows``: ``dx[p]`` zeroed, then ``g[p, (a, b, c)] / D`` added over window ``(a, b, c)``."""
+    planes, size = dx.shape
+    out_d, out_h, out_w = fd.shape[0], fh.shape[0], fw.shape[0]
+    span = _longest(cw)
+    for p in prange(planes):
+        share = np.empty(out_w)
+        for i in range(size):
+            dx[p, i] = 0
+        o = 0
+        for a in range(out_d):
+            for b in range(out_h):
+                for c in range(out_w):
+                    divisor = override if override != 0 else vd[a] * vh[b] * vw[c]
+                    share[c] = g[p, o + c] / divisor
+                for z in range(fd[a], fd[a] + cd[a]):
+                    for r in range(fh[b], fh[b] + ch[b]):
+                        row = (z * height + r) * width
+                        for m in range(span):
+                            for c in range(out_w):
+                                if m < cw[c]:
+                                    dx[p, row + fw[c] + m] += share[c]
+                o += out_w
+
+
+@kernel(parallel=True)
+def _scatter_planes(v, idx, out, accumulate):
+    """``out[p]`` zeroed, then ``out[p, idx[p, m]] += v[p, m]`` (``=`` unless ``accumulate``).
+
+    Indices outside ``[0, L)`` (an all-padding window's) are skipped.
+    """
+    planes, size = out.shape
+    count = v.shape[1]
+    for p in prange(planes):
+        for i in range(size):
+            out[p, i] = 0
+        for m in range(count):
+            i = idx[p, m]
+            if 0 <= i < size:
+                if accumulate:
+                    out[p, i] += v[p, m]
+                else:
+                    out[p, i] = v[p, m]
+
+
+def planes(a: np.ndarray) -> np.ndarray:
+    """``a (N, C, *n)`` as C-contiguous float32/float64 flat planes ``(N*C, prod(n))`` (a view where it can be).
+
+    Other dtypes are computed in float64.
+    """
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return np.ascontiguousarray(a).reshape(a.shape[0] * a.shape[1], math.prod(a.shape[2:]))
+
+
+def _plane_size(shape) -> tuple[int, int]:
+    """``(H, W)`` of the canonical ``(D, H, W)`` plane of ``shape (N, C, *n)``."""
+    spatial = _three(shape[2:], 1)
+    return spatial[1], spatial[2]
+
+
+def max_windows(x, out, tables, dilation):
+    """``(y, indices)`` of ``_max_windows`` for ``x (N, C, *n)``: shapes ``(N, C, *out)``, indices int64."""
+    xf = planes(x)
+    shape = x.shape[:2] + tuple(out)
+    y = workspace.empty(shape, xf.dtype)
+    indices = workspace.empty(shape, np.int64)
+    _max_windows(xf, y.reshape(xf.shape[0], math.prod(out)), indices.reshape(xf.shape[0], math.prod(out)), *tables, *_three(dilation, 1),
+                 *_plane_size(x.shape))
+    return y.astype(x.dtype, copy=False), indices
+
+
+def scatter_indices(g, indices, input_shape, *, accumulate: bool = True) -> np.ndarray:
+    """``dx (input_shape)``: every ``g[n, c, o]`` added (or assigned) at ``indices[n, c, o]`` of its plane."""
+    gf = planes(g)
+    dx = workspace.empty(input_shape, gf.dtype)
+    _scatter_planes(gf, np.ascontiguousarray(indices, dtype=np.int64).reshape(gf.shape),
+                    dx.reshape(gf.shape[0], math.prod(input_shape[2:])), accumulate)
+    return dx.astype(g.dtype, copy=False)
+
+
+def sum_windows(x, out, tables, divisors, override) -> np.ndarray:
+    """``y (N, C, *out)`` of ``_sum_windows`` (``override`` 0: the per-axis ``divisors``)."""
+    xf = planes(x)
+    y = workspace.empty(x.shape[:2] + tuple(out), xf.dtype)
+    _sum_windows(xf, y.reshape(xf.shape[0], math.prod(out)), *tables, *divisors, float(override), *_plane_size(x.shape))
+    return y.astype(x.dtype, copy=False)
+
+
+def spread_windows(g, input_shape, tables, divisors, override) -> np.ndarray:
+    """``dx (input_shape)`` of ``_spread_windows``, the adjoint of ``sum_windows``."""
+    gf = planes(g)
+    dx = workspace.empty(input_shape, gf.dtype)
+    _spread_windows(gf, dx.reshape(gf.shape[0], math.prod(input_shape[2:])), *tables, *divisors, float(override),
+                    *_plane_size(input_shape))
+    return dx.astype(g.dtype, copy=False)
+
+
+# ------------------------------------------------------------------ max pool
+class MaxPoolSaved:
+    """What max-pooling backward needs: ``indices`` (also the ``return_indices`` result) and the input shape.
+
+    ``indices`` has the output's shape ``(N, C, *out)`` and holds the int64
+    flat index of each window's maximum in its unpadded input plane.
+    """
+
+    def __init__(self, indices: np.ndarray, input_shape):
+        self.indices = indices
+        self.input_shape = tuple(input_shape)
+
+
+def max_pool_forward(x, *, kernel, stride, padding, dilation, ceil_mode):
+    """N-d max pooling with the argmax of each window.
+
+    ``y[n, c, o] = max_j x[n, c, o*s - p + j*d]`` (per spatial axis, ``j`` over
+    the kernel, padding = ``-inf``); shapes ``x (N, C, *n)`` -> ``y (N, C, *o)``.
+
+    The window is scanned in row-major kernel order with PyTorch's CPU rule
+    ``take if v > best or isnan(v)``: the first maximum wins a tie, the *last*
+    NaN wins if there are NaNs (and the output is NaN). ``saved.indices`` is
+    the flat index of the winner in its unpadded input plane (for 2-D,
+    ``h*W + w``), int64; a window of ``-inf`` only reports its first
+    in-input element. One kernel, ``_max_windows``, for every geometry.
+    """
+    spatial = tuple(x.shape[2:])
+    kernel, stride, padding, dilation = tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)
+    out, _ = pool_geometry(spatial, kernel, stride, padding, dilation, ceil_mode)
+    tables = window_tables(spatial, kernel, stride, padding, dilation, out)
+    y, indices = max_windows(x, out, tables, dilation)
+    return y, MaxPoolSaved(indices, x.shape)
+
+
+def max_pool_backward(g, saved: MaxPoolSaved, needs=(True,)):
+    """``dx[n, c, i] = sum over windows o whose maximum sits at i of g[n, c, o]``.
+
+    A scatter-add of ``g`` at ``saved.indices`` into a zeroed ``dx`` (the
+    indices already point into the unpadded plane), so overlapping windows
+    that share a maximum add; a ``-inf`` window's gradient goes to the
+    element it reports, as in PyTorch.
+    """
+    return (scatter_indices(g, saved.indices, saved.input_shape),)
+
+
+# ------------------------------------------------------------------ average pool
+def avg_pool_forward(x, *, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """N-d average pooling.
+
+    ``y[n, c, o] = (1 / D_o) * sum_j x[n, c, o*s - p + j]`` (per spatial axis,
+    ``j`` over the kernel, padding = 0, no dilation), with the divisor ``D_o``
+    of ``avg_divisors``; shapes ``x (N, C, *n)`` -> ``y (N, C, *o)``. The sum
+    runs over the in-input elements only, in float64.
+    """
+    spatial = tuple(x.shape[2:])
+    kernel, stride, padding = tuple(kernel), tuple(stride), tuple(padding)
+    ones = (1,) * len(kernel)
+    out, _ = pool_geometry(spatial, kernel, stride, padding, ones, ceil_mode)
+    tables = window_tables(spatial, kernel, stride, padding, ones, out)
+    divisors = _divisor_tables(spatial, kernel, stride, padding, out, bool(count_include_pad))
+    override = 0 if divisor_override is None else divisor_override
+    y = sum_windows(x, out, tables, divisors, override)
+    return y, (x.shape, tables, divisors, override)
+
+
+def avg_pool_backward(g, saved, needs=(True,)):
+    """``dx[n, c, i] = sum over windows o containing i of g[n, c, o] / D_o`` (padding positions dropped)."""
+    input_shape, tables, divisors, override = saved
+    return (spread_windows(g, input_shape, tables, divisors, override),)
+
+
+# ------------------------------------------------------------------ max unpool
 def max_unpool_forward(x, indices, *, output_size):
     """Place every value at its index in a zero plane of ``output_size``.
 
     ``y[n, c, :] = 0``, then ``y[n, c, indices[n, c, i]] = x[n, c, i]`` for every
-    ``i`` (flat indices into the output plane). A repeated index keeps one of
-    its values; indices from max pooling repeat only where overlapping
-    windows share a maximum, so the values agree. Shapes:
+    ``i`` (flat indices into the output plane). A repeated index keeps the
+    last of its values; indices from max pooling repeat only where
+    overlapping windows share a maximum, so the values agree. Shapes:
     ``x, indices (N, C, *m)`` -> ``y (N, C, *output_size)``.
     """
-    n, c = x.shape[:2]
-    flat_idx = indices.reshape(n, c, -1)
-    out = np.zeros((n, c, math.prod(output_size)), dtype=x.dtype)
-    np.put_along_axis(out, flat_idx, x.reshape(n, c, -1), axis=2)
-    return out.reshape((n, c) + tuple(output_size)), (flat_idx, x.shape)
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    y = scatter_indices(x, indices, x.shape[:2] + tuple(output_size), accumulate=False)
+    return y, (indices, x.shape)
 
 
 def max_unpool_backward(g, saved, needs=(True, False)):
@@ -392,24 +429,31 @@ def max_unpool_backward(g, saved, needs=(True, False)):
     maximum) sends ``g`` to every input carrying it, although only one of
     them reached the output.
     """
-    flat_idx, shape = saved
-    gx = np.take_along_axis(g.reshape(shape[0], shape[1], -1), flat_idx, axis=2).reshape(shape)
-    return gx, None
+    indices, shape = saved
+    planes = shape[0] * shape[1]
+    dx = np.take_along_axis(g.reshape(planes, math.prod(g.shape[2:])), indices.reshape(planes, math.prod(shape[2:])),
+                            axis=1)
+    return dx.reshape(shape), None
 
 
 # ------------------------------------------------------------------ global average
 def global_avg_pool_forward(x):
     """``y[n, c, 0, ..., 0] = (1 / prod(n)) * sum_i x[n, c, i]`` over all spatial positions ``i``.
 
-    Shapes: ``x (N, C, *n)`` -> ``y (N, C, 1, ..., 1)``.
+    Shapes: ``x (N, C, *n)`` -> ``y (N, C, 1, ..., 1)``. One window covering
+    each plane, summed in float64 by ``_sum_windows``.
     """
-    return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True), x.shape
+    spatial = tuple(x.shape[2:])
+    ones = (1,) * len(spatial)
+    tables = window_tables(spatial, spatial, ones, (0,) * len(spatial), ones, ones)
+    divisors = _divisor_tables(spatial, spatial, ones, (0,) * len(spatial), ones, True)
+    return sum_windows(x, ones, tables, divisors, 0), (x.shape, tables, divisors)
 
 
-def global_avg_pool_backward(g, shape, needs=(True,)):
+def global_avg_pool_backward(g, saved, needs=(True,)):
     """``dx[n, c, i] = g[n, c, 0, ..., 0] / prod(n)`` for every ``i``."""
-    count = math.prod(shape[2:])
-    return (np.broadcast_to(g / count, shape).copy(),)
+    shape, tables, divisors = saved
+    return (spread_windows(g, shape, tables, divisors, 0),)
 
 
 max_pool = Primitive("max_pool", max_pool_forward, max_pool_backward)
