@@ -89,41 +89,52 @@ def _valid(o, s, off, n):
 
 @kernel(parallel=True)
 def _unfold(x, cols, block, o1, o2, o3, k1, k2, k3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3):
-    """``cols[b, c, j, i*P + y] = x[b*block + i, c, y*s + j*d - lo]``, 0 outside ``x`` (shapes in ``unfold``)."""
+    """``cols[b, c, j, i*P + y] = x[b*block + i, c, y*s + j*d - lo]``, 0 outside ``x`` (shapes in ``unfold``).
+
+    Indices are flat offsets into 1-D views made once (no array view per
+    row: each costs reference counting), and a row's valid outputs
+    ``[a3, e3)`` are one loop from 0 (the form LLVM vectorises).
+    """
     samples, channels, n1, n2, n3 = x.shape
     positions = o1 * o2 * o3
+    width = block * positions
+    taps = k1 * k2 * k3
+    xf = x.reshape(x.size)
+    cf = cols.reshape(cols.size)
     for item in prange(samples * channels):
         n = item // channels
         c = item - n * channels
         b = n // block
-        start = (n - b * block) * positions
-        j = 0
+        xbase = item * n1 * n2 * n3
+        q = (b * channels + c) * taps * width + (n - b * block) * positions
         for j1 in range(k1):
-            off1 = j1 * d1 - lo1
             for j2 in range(k2):
-                off2 = j2 * d2 - lo2
                 for j3 in range(k3):
                     off3 = j3 * d3 - lo3
                     a3, e3 = _valid(o3, s3, off3, n3)
-                    row = cols[b, c, j]
-                    q = start
+                    row = q
                     for y1 in range(o1):
-                        i1 = y1 * s1 + off1
+                        i1 = y1 * s1 + j1 * d1 - lo1
                         for y2 in range(o2):
-                            i2 = y2 * s2 + off2
+                            i2 = y2 * s2 + j2 * d2 - lo2
                             if i1 < 0 or i1 >= n1 or i2 < 0 or i2 >= n2:
-                                for y3 in range(o3):
-                                    row[q + y3] = 0
+                                for t in range(o3):
+                                    cf[row + t] = 0
                             else:
-                                src = x[n, c, i1, i2]
-                                for y3 in range(a3):
-                                    row[q + y3] = 0
-                                for y3 in range(a3, e3):
-                                    row[q + y3] = src[y3 * s3 + off3]
-                                for y3 in range(e3, o3):
-                                    row[q + y3] = 0
-                            q += o3
-                    j += 1
+                                for t in range(a3):
+                                    cf[row + t] = 0
+                                src = xbase + (i1 * n2 + i2) * n3 + a3 * s3 + off3
+                                dst = row + a3
+                                if s3 == 1:
+                                    for t in range(e3 - a3):
+                                        cf[dst + t] = xf[src + t]
+                                else:
+                                    for t in range(e3 - a3):
+                                        cf[dst + t] = xf[src + t * s3]
+                                for t in range(e3, o3):
+                                    cf[row + t] = 0
+                            row += o3
+                    q += width
 
 
 @kernel(parallel=True)
@@ -131,36 +142,40 @@ def _fold(cols, dx, block, o1, o2, o3, k1, k2, k3, s1, s2, s3, d1, d2, d3, lo1, 
     """``dx[n, c] = 0``, then ``dx[b*block + i, c, y*s + j*d - lo] += cols[b, c, j, i*P + y]`` inside ``dx``."""
     samples, channels, n1, n2, n3 = dx.shape
     positions = o1 * o2 * o3
+    width = block * positions
+    taps = k1 * k2 * k3
+    plane = n1 * n2 * n3
+    df = dx.reshape(dx.size)
+    cf = cols.reshape(cols.size)
     for item in prange(samples * channels):
         n = item // channels
         c = item - n * channels
         b = n // block
-        start = (n - b * block) * positions
-        plane = dx[n, c]
-        for i1 in range(n1):
-            for i2 in range(n2):
-                for i3 in range(n3):
-                    plane[i1, i2, i3] = 0
-        j = 0
+        xbase = item * plane
+        for t in range(plane):
+            df[xbase + t] = 0
+        q = (b * channels + c) * taps * width + (n - b * block) * positions
         for j1 in range(k1):
-            off1 = j1 * d1 - lo1
             for j2 in range(k2):
-                off2 = j2 * d2 - lo2
                 for j3 in range(k3):
                     off3 = j3 * d3 - lo3
                     a3, e3 = _valid(o3, s3, off3, n3)
-                    row = cols[b, c, j]
-                    q = start
+                    row = q
                     for y1 in range(o1):
-                        i1 = y1 * s1 + off1
+                        i1 = y1 * s1 + j1 * d1 - lo1
                         for y2 in range(o2):
-                            i2 = y2 * s2 + off2
+                            i2 = y2 * s2 + j2 * d2 - lo2
                             if 0 <= i1 < n1 and 0 <= i2 < n2:
-                                dst = plane[i1, i2]
-                                for y3 in range(a3, e3):
-                                    dst[y3 * s3 + off3] += row[q + y3]
-                            q += o3
-                    j += 1
+                                dst = xbase + (i1 * n2 + i2) * n3 + a3 * s3 + off3
+                                src = row + a3
+                                if s3 == 1:
+                                    for t in range(e3 - a3):
+                                        df[dst + t] += cf[src + t]
+                                else:
+                                    for t in range(e3 - a3):
+                                        df[dst + t * s3] += cf[src + t]
+                            row += o3
+                    q += width
 
 
 def unfold(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],

@@ -1,111 +1,219 @@
-"""``direct``: shift-and-accumulate over kernel offsets, with no unfolded copy of the input.
+"""``direct``: the convolution sums as compiled loops, with no unfolded copy of the input.
 
-For each kernel offset ``j`` the input positions it reads, ``xp[..., y*s + j*d]``,
-form one shifted view; the output gathers one matrix product per offset::
+With zero padding fused (positions outside ``x`` read 0, ``i = y*s + j*d - lo``),
+``c`` an input channel of output channel ``o``'s group ``g`` (``c = g*Cg + c'``)::
 
-    y[n, g] = sum_j W_j[g] @ X_j[n, g]     W_j[g] = w[g*Og:(g+1)*Og, :, j] (Og, Cg),
-                                           X_j[n, g] = xp[n, g*Cg:(g+1)*Cg, j*d + s*(0..o-1)] (Cg, P)
-    dw[:, :, j] = sum_n grad[n, g] @ X_j[n, g]^T        dX_j[n, g] = W_j[g]^T @ grad[n, g]
+    y[n, o, y]      = sum_{c' < Cg} sum_j w[o, c', j] * x[n, c, y*s + j*d - lo]
+    dx[n, c, i]     = sum_{o in g} sum_{(y, j): y*s + j*d - lo = i} grad[n, o, y] * w[o, c', j]
+    dw[o, c', j]    = sum_n sum_y grad[n, o, y] * x[n, c, y*s + j*d - lo]
 
-and ``dxp`` adds every ``dX_j`` back onto the view it was read from.
+Three kernels on three canonical spatial axes, each a loop over whole rows
+of the last axis (``row[y3] += w * src[y3*s3 + off3]``, the rows' valid range
+computed once per kernel offset, so the inner loop has no bounds test and
+vectorises):
 
-With stride 1 the views need no copy at all: on the input flattened over
-its padded spatial grid, ``X_j`` is the contiguous range starting at
-``shift_j = sum_a j_a*d_a*pitch_a`` (``pitch_a = prod(padded[a+1:])``), and
-the products run on a "full-grid" output of ``Lq = sum_a (o_a-1)*pitch_a + 1``
-columns whose entries off the ``o`` grid are cropped (forward) or zero
-(backward). Its memory is the output's, never ``K`` times the input's; it
-suits few channels or 1x1 kernels, where ``im2col``'s copy is most of the work.
+* forward, parallel over ``(n, o)``: each output row accumulated in place
+  over the group's channels and the kernel offsets (float32 sums of
+  ``Cg*K`` terms);
+* input gradient, parallel over ``(n, c)``: every gradient row scattered
+  onto the input rows its offsets reach;
+* weight gradient, parallel over ``(o, c')``: per kernel offset a row of
+  float64 partial sums over the batch and the output rows, summed at the end.
+
+The work is the convolution's multiply-adds and nothing else: no columns,
+no padded copy, no GEMM. It suits what GEMMs do badly: depthwise
+convolutions (``groups == C_in``), where ``im2col`` would run ``G`` matrix
+products of one row each, and few channels (LeNet's first layer).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .base import ConvAlgorithm, ConvProblem, offsets, tap_slices
+from .. import workspace
+from ..jit import kernel, prange
+from ..windows import canonical, three
+from .base import ConvAlgorithm, ConvProblem
 
 
-def _pitches(shape) -> tuple[int, ...]:
-    return tuple(math.prod(shape[a + 1:]) for a in range(len(shape)))
+@kernel
+def _pad_plane(src, dst, base, n1, n2, n3, m1, m2, m3, lo1, lo2, lo3):
+    """``dst[base:base + m1*m2*m3] = 0``, then the plane ``src (n1*n2*n3,)`` at offset ``lo`` inside it."""
+    for t in range(m1 * m2 * m3):
+        dst[base + t] = 0
+    for i1 in range(n1):
+        for i2 in range(n2):
+            row = base + ((lo1 + i1) * m2 + lo2 + i2) * m3 + lo3
+            first = (i1 * n2 + i2) * n3
+            for t in range(n3):
+                dst[row + t] = src[first + t]
 
 
-def _full_grid(p: ConvProblem):
-    """``(shifts, Lq, grid)``: per-offset flat shifts, the full-grid length and its padded shape."""
-    pitch = _pitches(p.padded)
-    shifts = [sum(j * d * q for j, d, q in zip(off, p.dilation, pitch)) for off in offsets(p.kernel)]
-    lq = sum((o - 1) * q for o, q in zip(p.out, pitch)) + 1
-    grid = (p.out[0],) + p.padded[1:]
-    return shifts, lq, grid
+@kernel(parallel=True)
+def _forward(x, w, y, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3):
+    """``y[n, o, y] = sum_{c', j} w[o, c', j] * xp[n, g*Cg + c', y*s + j*d]``, ``xp`` padded plane by plane."""
+    samples, channels, n1, n2, n3 = x.shape
+    outs, cg, k1, k2, k3 = w.shape
+    o1, o2, o3 = y.shape[2], y.shape[3], y.shape[4]
+    og = outs // groups
+    taps = k1 * k2 * k3
+    plane, padded = n1 * n2 * n3, m1 * m2 * m3
+    unit = s2 == 1 and s3 == 1
+    span = (o2 - 1) * m3 + o3  # an output plane's flat extent on the padded grid
+    xf, wf, yf = x.reshape(x.size), w.reshape(w.size), y.reshape(y.size)
+    for item in prange(samples * groups):
+        n = item // groups
+        grp = item - n * groups
+        xs = np.empty(cg * padded, dtype=x.dtype)
+        for c in range(cg):
+            _pad_plane(xf[(n * channels + grp * cg + c) * plane:], xs, c * padded, n1, n2, n3, m1, m2, m3,
+                       lo1, lo2, lo3)
+        acc = np.empty(o2 * m3, dtype=y.dtype)
+        for o in range(grp * og, (grp + 1) * og):
+            for y1 in range(o1):
+                for t in range(o2 * m3):
+                    acc[t] = 0
+                for c in range(cg):
+                    for j1 in range(k1):
+                        base = c * padded + (y1 * s1 + j1 * d1) * m2 * m3
+                        for j2 in range(k2):
+                            for j3 in range(k3):
+                                wv = wf[((o * cg + c) * k1 + j1) * k2 * k3 + j2 * k3 + j3]
+                                if unit:
+                                    src = base + j2 * d2 * m3 + j3 * d3
+                                    for q in range(span):
+                                        acc[q] += wv * xs[src + q]
+                                else:
+                                    for y2 in range(o2):
+                                        src = base + (y2 * s2 + j2 * d2) * m3 + j3 * d3
+                                        dst = y2 * m3
+                                        for t in range(o3):
+                                            acc[dst + t] += wv * xs[src + t * s3]
+                out = ((n * outs + o) * o1 + y1) * o2 * o3
+                for y2 in range(o2):
+                    for t in range(o3):
+                        yf[out + y2 * o3 + t] = acc[y2 * m3 + t]
 
 
-def _on_grid(p: ConvProblem) -> tuple[slice, ...]:
-    """Slices of the full grid ``(o_0, *padded[1:])`` that hold the output ``o``."""
-    return tuple(slice(0, o) for o in p.out)
+@kernel(parallel=True)
+def _input_grad(g, w, dx, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3):
+    """``dxp[n, c, y*s + j*d] += g[n, o, y] * w[o, c', j]`` on padded scratch planes, ``dx`` their interior."""
+    samples, channels, n1, n2, n3 = dx.shape
+    outs, cg, k1, k2, k3 = w.shape
+    o1, o2, o3 = g.shape[2], g.shape[3], g.shape[4]
+    og = outs // groups
+    plane, padded = n1 * n2 * n3, m1 * m2 * m3
+    unit = s2 == 1 and s3 == 1
+    span = (o2 - 1) * m3 + o3
+    gf, wf, df = g.reshape(g.size), w.reshape(w.size), dx.reshape(dx.size)
+    for item in prange(samples * groups):
+        n = item // groups
+        grp = item - n * groups
+        dxs = np.zeros(cg * padded, dtype=dx.dtype)
+        gfull = np.zeros(o2 * m3, dtype=g.dtype)  # a gradient plane on the padded grid, 0 between rows
+        for o in range(grp * og, (grp + 1) * og):
+            for y1 in range(o1):
+                first = ((n * outs + o) * o1 + y1) * o2 * o3
+                for y2 in range(o2):
+                    for t in range(o3):
+                        gfull[y2 * m3 + t] = gf[first + y2 * o3 + t]
+                for c in range(cg):
+                    for j1 in range(k1):
+                        base = c * padded + (y1 * s1 + j1 * d1) * m2 * m3
+                        for j2 in range(k2):
+                            for j3 in range(k3):
+                                wv = wf[((o * cg + c) * k1 + j1) * k2 * k3 + j2 * k3 + j3]
+                                if unit:
+                                    dst = base + j2 * d2 * m3 + j3 * d3
+                                    for q in range(span):
+                                        dxs[dst + q] += wv * gfull[q]
+                                else:
+                                    for y2 in range(o2):
+                                        dst = base + (y2 * s2 + j2 * d2) * m3 + j3 * d3
+                                        src = y2 * m3
+                                        for t in range(o3):
+                                            dxs[dst + t * s3] += wv * gfull[src + t]
+        for c in range(cg):
+            out = (n * channels + grp * cg + c) * plane
+            for i1 in range(n1):
+                for i2 in range(n2):
+                    src = c * padded + ((lo1 + i1) * m2 + lo2 + i2) * m3 + lo3
+                    dst = out + (i1 * n2 + i2) * n3
+                    for t in range(n3):
+                        df[dst + t] = dxs[src + t]
 
 
-def _weights(w: np.ndarray, p: ConvProblem) -> np.ndarray:
-    """``(K, G, Og, Cg)``: ``[q, g] = W_j[g]`` for the ``q``-th offset."""
-    g = p.groups
-    return np.ascontiguousarray(np.moveaxis(w.reshape(g, p.out_channels // g, p.in_channels // g, p.taps), -1, 0))
+@kernel(parallel=True)
+def _weight_grad(g, x, dw, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3):
+    """``dw[o, c', j] = sum_{n, y} g[n, o, y] * xp[n, g*Cg + c', y*s + j*d]`` (float64 row sums)."""
+    samples, channels, n1, n2, n3 = x.shape
+    outs, cg, k1, k2, k3 = dw.shape
+    o1, o2, o3 = g.shape[2], g.shape[3], g.shape[4]
+    og = outs // groups
+    taps = k1 * k2 * k3
+    plane, padded = n1 * n2 * n3, m1 * m2 * m3
+    gf, xf, dwf = g.reshape(g.size), x.reshape(x.size), dw.reshape(dw.size)
+    for item in prange(outs * cg):
+        o = item // cg
+        cl = item - o * cg
+        c = (o // og) * cg + cl
+        xs = np.empty(padded, dtype=x.dtype)
+        acc = np.zeros(taps * o3, dtype=np.float64)
+        for n in range(samples):
+            _pad_plane(xf[(n * channels + c) * plane:], xs, 0, n1, n2, n3, m1, m2, m3, lo1, lo2, lo3)
+            for y1 in range(o1):
+                for y2 in range(o2):
+                    grow = ((n * outs + o) * o1 + y1) * o2 * o3 + y2 * o3
+                    j = 0
+                    for j1 in range(k1):
+                        for j2 in range(k2):
+                            row = ((y1 * s1 + j1 * d1) * m2 + y2 * s2 + j2 * d2) * m3
+                            for j3 in range(k3):
+                                src = row + j3 * d3
+                                part = j * o3
+                                if s3 == 1:
+                                    for t in range(o3):
+                                        acc[part + t] += np.float64(gf[grow + t]) * xs[src + t]
+                                else:
+                                    for t in range(o3):
+                                        acc[part + t] += np.float64(gf[grow + t]) * xs[src + t * s3]
+                                j += 1
+        for j in range(taps):
+            total = 0.0
+            for t in range(o3):
+                total += acc[j * o3 + t]
+            dwf[item * taps + j] = total
+
+
+def _geometry(p: ConvProblem) -> tuple[int, ...]:
+    return (p.groups,) + three(p.padded, 1) + three(p.stride, 1) + three(p.dilation, 1) + three(p.lows, 0)
+
+
+def _weight(w: np.ndarray, nsp: int) -> np.ndarray:
+    return canonical(w, nsp)
 
 
 class Direct(ConvAlgorithm):
-    """Shift-and-accumulate: every option; contiguous shifted views (no copies) at stride 1."""
+    """Compiled direct loops: every option; for depthwise convolutions and few channels."""
 
     name = "direct"
 
     def forward(self, xp, w, p):
-        n, g = p.batch, p.groups
-        wq = _weights(w, p)
-        src = xp.reshape((n, g, p.in_channels // g) + p.padded)
-        if all(s == 1 for s in p.stride):
-            shifts, lq, grid = _full_grid(p)
-            flat = src.reshape(n, g, p.in_channels // g, -1)
-            full = np.zeros((n, g, p.out_channels // g, math.prod(grid)), dtype=xp.dtype)
-            acc = full[..., :lq]
-            for q, shift in enumerate(shifts):
-                acc += np.matmul(wq[q], flat[..., shift:shift + lq])
-            y = full.reshape((n, p.out_channels) + grid)[(Ellipsis,) + _on_grid(p)]
-            return np.ascontiguousarray(y), None
-        y = np.zeros((n, g, p.out_channels // g, p.positions), dtype=xp.dtype)
-        for q, off in enumerate(offsets(p.kernel)):
-            view = src[(Ellipsis,) + tap_slices(off, p.stride, p.dilation, p.out)]
-            y += np.matmul(wq[q], view.reshape(n, g, p.in_channels // g, p.positions))
-        return y.reshape((n, p.out_channels) + p.out), None
+        nsp = len(p.kernel)
+        y = workspace.empty((p.batch, p.out_channels) + p.out, p.dtype)
+        _forward(canonical(xp, nsp), _weight(w, nsp), y.reshape(y.shape[:2] + three(p.out, 1)), *_geometry(p))
+        return y, None
 
     def backward(self, grad, xp, w, p, cache, needs_input, needs_weight):
-        n, g = p.batch, p.groups
-        cg, og = p.in_channels // g, p.out_channels // g
-        # Contiguous W_j^T: numpy leaves BLAS for a transposed operand broadcast over the batch.
-        wqt = np.ascontiguousarray(_weights(w, p).swapaxes(-1, -2)) if needs_input else None
-        dw = np.empty((p.taps, g, og, cg), dtype=grad.dtype) if needs_weight else None
-        src = None if xp is None else xp.reshape((n, g, cg) + p.padded)
-        dxp = np.zeros((n, g, cg) + p.padded, dtype=grad.dtype) if needs_input else None
-        if all(s == 1 for s in p.stride):
-            shifts, lq, grid = _full_grid(p)
-            gfull = np.zeros((n, p.out_channels) + grid, dtype=grad.dtype)
-            gfull[(Ellipsis,) + _on_grid(p)] = grad
-            gf = gfull.reshape(n, g, og, -1)[..., :lq]
-            dflat = None if dxp is None else dxp.reshape(n, g, cg, -1)
-            flat = None if src is None else src.reshape(n, g, cg, -1)
-            for q, shift in enumerate(shifts):
-                if needs_weight:
-                    np.sum(np.matmul(gf, flat[..., shift:shift + lq].swapaxes(-1, -2)), axis=0, out=dw[q])
-                if needs_input:
-                    dflat[..., shift:shift + lq] += np.matmul(wqt[q], gf)
-        else:
-            gg = grad.reshape(n, g, og, p.positions)
-            for q, off in enumerate(offsets(p.kernel)):
-                taps = (Ellipsis,) + tap_slices(off, p.stride, p.dilation, p.out)
-                if needs_weight:
-                    view = src[taps].reshape(n, g, cg, p.positions)
-                    np.sum(np.matmul(gg, view.swapaxes(-1, -2)), axis=0, out=dw[q])
-                if needs_input:
-                    dxp[taps] += np.matmul(wqt[q], gg).reshape(dxp[taps].shape)
-        if dw is not None:
-            dw = np.moveaxis(dw, 0, -1).reshape((p.out_channels, cg) + p.kernel)
-        if dxp is not None:
-            dxp = dxp.reshape((n, p.in_channels) + p.padded)
+        nsp = len(p.kernel)
+        gc = canonical(grad, nsp)
+        wc = _weight(w, nsp)
+        dxp = dw = None
+        if needs_input:
+            dxp = workspace.empty(p.input_shape, grad.dtype)
+            _input_grad(gc, wc, dxp.reshape(dxp.shape[:2] + three(p.input, 1)), *_geometry(p))
+        if needs_weight:
+            dw = np.empty(wc.shape, grad.dtype)
+            _weight_grad(gc, canonical(xp, nsp), dw, *_geometry(p))
+            dw = dw.reshape(w.shape)
         return dxp, dw
