@@ -39,8 +39,6 @@ import numbers
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from numba.core import types
-from numba.core.extending import intrinsic
 
 from ..tensor import Tensor
 
@@ -243,25 +241,6 @@ def _split_names(owner: str, params) -> tuple[list[Tensor], list[str] | None]:
         if p.dtype.kind != "f":
             raise TypeError(f"{owner}: can only optimize floating-point Tensors, got dtype {p.dtype}")
     return tensors, names
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """``a * b + c`` rounded once, for kernels (three floats of one type).
-
-    PyTorch's vectorised CPU kernels evaluate ``add(x, y, alpha=a)`` as
-    ``fma(y, a, x)``, and ``lerp``/``addcmul`` through fused multiply-adds
-    too; the update kernels do the same, so their float32 trajectories match
-    ``torch.optim`` bit for bit (SGD) or to the last bit of a step (Adam,
-    whose ``sqrt`` differs in PyTorch's MKL build).
-    """
-    if not (isinstance(a, types.Float) and a == b == c):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fma(*args)
-
-    return a(a, b, c), codegen
 
 
 def flat_param(data: np.ndarray) -> tuple[np.ndarray, bool]:

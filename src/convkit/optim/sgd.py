@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.activation import flat, parallel_spans
+from ..ops.activation import flat, fma, parallel_spans
 from ..ops.jit import kernel, prange
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_range, flat_param, flat_state, fma
+from .optimizer import Optimizer, check_range, flat_param, flat_state
 
 __all__ = ["SGD"]
 
@@ -32,7 +32,7 @@ class SGD(Optimizer):
     One kernel pass per parameter does the whole update in place, in the
     parameter's dtype, with PyTorch's roundings: the hyperparameters are
     rounded to that dtype first, and every ``x + a * y`` above is one fused
-    multiply-add (``optimizer.fma``), as in PyTorch's vectorised kernels.
+    multiply-add (``ops.activation.fma``), as in PyTorch's vectorised kernels.
 
     Args:
         params: Parameters or param-group dicts (see ``Optimizer``).
