@@ -73,23 +73,29 @@ def _assemble_span(images, index, plan, table, out, start, stop):
     channels, height, width = out.shape[1], out.shape[2], out.shape[3]
     fill = _look_up(table, images.dtype.type(0))
     for b in range(start, stop):
-        src = images[index[b]]
+        image = images[index[b]]
         oy, ox, sx, r0, r1, c0, c1 = plan[b, 0], plan[b, 1], plan[b, 2], plan[b, 3], plan[b, 4], plan[b, 5], plan[b, 6]
         for c in range(channels):
+            plane = out[b, c]
             for i in range(height):
-                row = out[b, c, i]
+                row = plane[i]
                 if i < r0 or i >= r1 or c0 >= c1:
-                    row[:] = fill
+                    for j in range(width):
+                        row[j] = fill
                     continue
-                source = src[c, i + oy]
-                row[:c0] = fill
+                for j in range(c0):
+                    row[j] = fill
+                source = image[c, i + oy]
+                inside = row[c0:c1]
                 if sx == 1:
-                    for j in range(c0, c1):
-                        row[j] = _look_up(table, source[j + ox])
+                    segment = source[c0 + ox:c1 + ox]
+                    for j in range(inside.size):
+                        inside[j] = _look_up(table, segment[j])
                 else:
-                    for j in range(c0, c1):
-                        row[j] = _look_up(table, source[ox - j])
-                row[c1:] = fill
+                    for j in range(inside.size):
+                        inside[j] = _look_up(table, source[ox - c0 - j])
+                for j in range(c1, width):
+                    row[j] = fill
 
 
 @kernel(parallel=True)
@@ -114,13 +120,12 @@ class _Plan:
 
     def shift(self, dy: np.ndarray, dx: np.ndarray, height: int, width: int) -> None:
         """Compose ``new[i, j] = previous[i + dy, j + dx]`` (zero outside ``previous``), new size ``height x width``."""
-        oy, ox, sx, r0, r1, c0, c1 = self.maps.T
-        oy += dy
-        ox += sx * dx
-        np.clip(r0 - dy, 0, height, out=r0)
-        np.clip(r1 - dy, 0, height, out=r1)
-        np.clip(c0 - dx, 0, width, out=c0)
-        np.clip(c1 - dx, 0, width, out=c1)
+        m = self.maps
+        m[:, 0] += dy
+        m[:, 1] += m[:, 2] * dx
+        window = m[:, 3:]                                   # r0, r1, c0, c1
+        window -= np.stack((dy, dy, dx, dx), axis=1)
+        np.minimum(np.maximum(window, 0, out=window), (height, height, width, width), out=window)
         self.height, self.width = height, width
 
     def mirror(self, flip: np.ndarray) -> None:

@@ -22,7 +22,7 @@ and a *chunks* driver (``prange`` over the threads, one span each);
 ``parallel_spans`` runs the span alone for less than ``PARALLEL_WORK``
 elements of work, where waking the other threads costs more than it saves.
 
-``exp`` of a float32 is evaluated in float64 by a polynomial (see ``exp``):
+``exp`` of a float32 is evaluated in float64 by a polynomial (``_exp_float32``):
 a loop of it vectorises, where the C library's ``expf`` is a scalar call per
 element (15 times slower here), and its float32 result is the correctly
 rounded one (checked on 5e5 points in the tests, 3e6 once). float64 uses the
