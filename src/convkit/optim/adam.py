@@ -109,7 +109,8 @@ def _adam_span(p, g, m, v, vmax, h, decay_mode, amsgrad, maximize, start, stop):
     step_size, correction2, eps, w1, beta2, w2, decay = h[0], h[1], h[2], h[3], h[4], h[5], h[6]
     small = abs(w1) < 0.5
     w1_minus_one = w1 - h.dtype.type(1)
-    for i in range(start, stop):
+    p, g, m, v, vmax = p[start:stop], g[start:stop], m[start:stop], v[start:stop], vmax[start:stop]
+    for i in range(p.size):
         theta = p[i]
         gi = -g[i] if maximize else g[i]
         if decay_mode == 2:

@@ -80,7 +80,8 @@ class SGD(Optimizer):
 def _sgd_span(p, g, buf, h, decay, use_momentum, first, nesterov, maximize, start, stop):
     """Elements ``start..stop`` of the update (class docstring); ``h = (gamma, mu, 1 - tau, lambda)`` in ``p``'s dtype."""
     lr, momentum, undamped, weight_decay = h[0], h[1], h[2], h[3]
-    for i in range(start, stop):
+    p, g, buf = p[start:stop], g[start:stop], buf[start:stop]
+    for i in range(p.size):
         d = -g[i] if maximize else g[i]
         if decay:
             d = fma(p[i], weight_decay, d)
