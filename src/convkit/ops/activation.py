@@ -226,12 +226,14 @@ def row_exp_sum(row, e, lanes, lanes64):
 
 def rows(x: np.ndarray, axis: int) -> np.ndarray:
     """``x`` with ``axis`` moved last, as a C-contiguous ``(R, C)`` array (a copy only if ``axis`` is not last)."""
-    moved = np.moveaxis(x, axis, -1)
+    moved = x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1)
     return np.ascontiguousarray(moved).reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
 
 
 def unrows(r: np.ndarray, shape, axis: int) -> np.ndarray:
     """Inverse of ``rows``: the ``(R, C)`` array back in ``shape`` (a view, strided when ``axis`` was not last)."""
+    if axis == len(shape) - 1:
+        return r.reshape(shape)
     moved = shape[:axis] + shape[axis + 1:] + (shape[axis],)
     return np.moveaxis(r.reshape(moved), -1, axis)
 
