@@ -91,9 +91,9 @@ def _valid(o, s, off, n):
 def _unfold(x, cols, block, o1, o2, o3, k1, k2, k3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3):
     """``cols[b, c, j, i*P + y] = x[b*block + i, c, y*s + j*d - lo]``, 0 outside ``x`` (shapes in ``unfold``).
 
-    Indices are flat offsets into 1-D views made once (no array view per
-    row: each costs reference counting), and a row's valid outputs
-    ``[a3, e3)`` are one loop from 0 (the form LLVM vectorises).
+    Offsets are computed on flat views of both arrays; a row's valid outputs
+    ``[a3, e3)`` are one loop from 0 over two 1-D slices (the form LLVM
+    vectorises; each slice has one type: contiguous, or strided by ``s3``).
     """
     samples, channels, n1, n2, n3 = x.shape
     positions = o1 * o2 * o3
@@ -125,12 +125,15 @@ def _unfold(x, cols, block, o1, o2, o3, k1, k2, k3, s1, s2, s3, d1, d2, d3, lo1,
                                     cf[row + t] = 0
                                 src = xbase + (i1 * n2 + i2) * n3 + a3 * s3 + off3
                                 dst = row + a3
+                                part = cf[dst:dst + e3 - a3]
                                 if s3 == 1:
+                                    whole = xf[src:src + e3 - a3]
                                     for t in range(e3 - a3):
-                                        cf[dst + t] = xf[src + t]
+                                        part[t] = whole[t]
                                 else:
+                                    spaced = xf[src:src + (e3 - a3 - 1) * s3 + 1:s3]
                                     for t in range(e3 - a3):
-                                        cf[dst + t] = xf[src + t * s3]
+                                        part[t] = spaced[t]
                                 for t in range(e3, o3):
                                     cf[row + t] = 0
                             row += o3
@@ -168,12 +171,15 @@ def _fold(cols, dx, block, o1, o2, o3, k1, k2, k3, s1, s2, s3, d1, d2, d3, lo1, 
                             if 0 <= i1 < n1 and 0 <= i2 < n2:
                                 dst = xbase + (i1 * n2 + i2) * n3 + a3 * s3 + off3
                                 src = row + a3
+                                part = cf[src:src + e3 - a3]
                                 if s3 == 1:
+                                    whole = df[dst:dst + e3 - a3]
                                     for t in range(e3 - a3):
-                                        df[dst + t] += cf[src + t]
+                                        whole[t] += part[t]
                                 else:
+                                    spaced = df[dst:dst + (e3 - a3 - 1) * s3 + 1:s3]
                                     for t in range(e3 - a3):
-                                        df[dst + t * s3] += cf[src + t]
+                                        spaced[t] += part[t]
                             row += o3
                     q += width
 

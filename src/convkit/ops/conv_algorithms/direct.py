@@ -7,10 +7,12 @@ With zero padding fused (positions outside ``x`` read 0, ``i = y*s + j*d - lo``)
     dx[n, c, i]     = sum_{o in g} sum_{(y, j): y*s + j*d - lo = i} grad[n, o, y] * w[o, c', j]
     dw[o, c', j]    = sum_n sum_y grad[n, o, y] * x[n, c, y*s + j*d - lo]
 
-Three kernels on three canonical spatial axes, each a loop over whole rows
-of the last axis (``row[y3] += w * src[y3*s3 + off3]``, the rows' valid range
-computed once per kernel offset, so the inner loop has no bounds test and
-vectorises):
+Three kernels on three canonical spatial axes. Each sample's input planes
+are first copied into zeroed scratch planes of the padded size (the fused
+zero padding), so no inner loop tests bounds; at stride 1 an output plane
+is one run on the padded grid, ``acc[q] += w * xs[q + shift_j]`` over
+``(o2 - 1)*m3 + o3`` values (the entries between rows are cropped), else one
+run per output row. Inner loops go over 1-D slices from 0 (they vectorise):
 
 * forward, parallel over ``(n, o)``: each output row accumulated in place
   over the group's channels and the kernel offsets (float32 sums of
@@ -69,6 +71,7 @@ def _forward(x, w, y, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3)
             _pad_plane(xf[(n * channels + grp * cg + c) * plane:], xs, c * padded, n1, n2, n3, m1, m2, m3,
                        lo1, lo2, lo3)
         acc = np.empty(o2 * m3, dtype=y.dtype)
+        total = acc[:span]
         for o in range(grp * og, (grp + 1) * og):
             for y1 in range(o1):
                 for t in range(o2 * m3):
@@ -81,14 +84,16 @@ def _forward(x, w, y, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3)
                                 wv = wf[((o * cg + c) * k1 + j1) * k2 * k3 + j2 * k3 + j3]
                                 if unit:
                                     src = base + j2 * d2 * m3 + j3 * d3
+                                    whole = xs[src:src + span]
                                     for q in range(span):
-                                        acc[q] += wv * xs[src + q]
+                                        total[q] += wv * whole[q]
                                 else:
                                     for y2 in range(o2):
                                         src = base + (y2 * s2 + j2 * d2) * m3 + j3 * d3
-                                        dst = y2 * m3
+                                        part = acc[y2 * m3:y2 * m3 + o3]
+                                        spaced = xs[src:src + (o3 - 1) * s3 + 1:s3]
                                         for t in range(o3):
-                                            acc[dst + t] += wv * xs[src + t * s3]
+                                            part[t] += wv * spaced[t]
                 out = ((n * outs + o) * o1 + y1) * o2 * o3
                 for y2 in range(o2):
                     for t in range(o3):
@@ -111,6 +116,7 @@ def _input_grad(g, w, dx, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, 
         grp = item - n * groups
         dxs = np.zeros(cg * padded, dtype=dx.dtype)
         gfull = np.zeros(o2 * m3, dtype=g.dtype)  # a gradient plane on the padded grid, 0 between rows
+        gspan = gfull[:span]
         for o in range(grp * og, (grp + 1) * og):
             for y1 in range(o1):
                 first = ((n * outs + o) * o1 + y1) * o2 * o3
@@ -125,14 +131,16 @@ def _input_grad(g, w, dx, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, 
                                 wv = wf[((o * cg + c) * k1 + j1) * k2 * k3 + j2 * k3 + j3]
                                 if unit:
                                     dst = base + j2 * d2 * m3 + j3 * d3
+                                    whole = dxs[dst:dst + span]
                                     for q in range(span):
-                                        dxs[dst + q] += wv * gfull[q]
+                                        whole[q] += wv * gspan[q]
                                 else:
                                     for y2 in range(o2):
                                         dst = base + (y2 * s2 + j2 * d2) * m3 + j3 * d3
-                                        src = y2 * m3
+                                        spaced = dxs[dst:dst + (o3 - 1) * s3 + 1:s3]
+                                        part = gfull[y2 * m3:y2 * m3 + o3]
                                         for t in range(o3):
-                                            dxs[dst + t * s3] += wv * gfull[src + t]
+                                            spaced[t] += wv * part[t]
         for c in range(cg):
             out = (n * channels + grp * cg + c) * plane
             for i1 in range(n1):
@@ -164,19 +172,22 @@ def _weight_grad(g, x, dw, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2,
             for y1 in range(o1):
                 for y2 in range(o2):
                     grow = ((n * outs + o) * o1 + y1) * o2 * o3 + y2 * o3
+                    grad = gf[grow:grow + o3]
                     j = 0
                     for j1 in range(k1):
                         for j2 in range(k2):
                             row = ((y1 * s1 + j1 * d1) * m2 + y2 * s2 + j2 * d2) * m3
                             for j3 in range(k3):
                                 src = row + j3 * d3
-                                part = j * o3
+                                part = acc[j * o3:(j + 1) * o3]
                                 if s3 == 1:
+                                    whole = xs[src:src + o3]
                                     for t in range(o3):
-                                        acc[part + t] += np.float64(gf[grow + t]) * xs[src + t]
+                                        part[t] += np.float64(grad[t]) * whole[t]
                                 else:
+                                    spaced = xs[src:src + (o3 - 1) * s3 + 1:s3]
                                     for t in range(o3):
-                                        acc[part + t] += np.float64(gf[grow + t]) * xs[src + t * s3]
+                                        part[t] += np.float64(grad[t]) * spaced[t]
                                 j += 1
         for j in range(taps):
             total = 0.0
