@@ -14,18 +14,20 @@ is one run on the padded grid, ``acc[q] += w * xs[q + shift_j]`` over
 ``(o2 - 1)*m3 + o3`` values (the entries between rows are cropped), else one
 run per output row. Inner loops go over 1-D slices from 0 (they vectorise):
 
-* forward, parallel over ``(n, o)``: each output row accumulated in place
-  over the group's channels and the kernel offsets (float32 sums of
-  ``Cg*K`` terms);
-* input gradient, parallel over ``(n, c)``: every gradient row scattered
-  onto the input rows its offsets reach;
+* forward, parallel over ``(n, g)``: the group's input planes padded once,
+  then each output plane accumulated over the group's channels and the
+  kernel offsets (float32 sums of ``Cg*K`` terms) and cropped into ``y``;
+* input gradient, parallel over ``(n, g)``: every gradient plane, spread
+  onto the padded grid, added onto the input planes its offsets reach
+  (scratch planes of the padded size, whose interior is ``dx``);
 * weight gradient, parallel over ``(o, c')``: per kernel offset a row of
   float64 partial sums over the batch and the output rows, summed at the end.
 
 The work is the convolution's multiply-adds and nothing else: no columns,
-no padded copy, no GEMM. It suits what GEMMs do badly: depthwise
-convolutions (``groups == C_in``), where ``im2col`` would run ``G`` matrix
-products of one row each, and few channels (LeNet's first layer).
+no GEMM, no padded copy of the batch (one plane at a time, in cache). It
+suits what GEMMs do badly: depthwise convolutions (``groups == C_in``),
+where ``im2col`` would run ``G`` matrix products of one row each, and few
+channels (LeNet's first layer).
 """
 
 from __future__ import annotations
