@@ -35,15 +35,17 @@ def _running(rng, c, dtype=np.float64):
     return rng.normal(size=c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)
 
 
-# Every case: (name, shape, ck(x, w, b), torch(x, w, b), parameter shape). Running buffers are made
-# per call by ``_case`` (they are updated in place), so the functions take them from ``state``.
 def _case(kind, shape, *, groups=None, normalized=None, mode="train"):
+    """``(ck, th, parameter shape, state)``: convkit's and torch's ``f(x, w, b)`` for one norm and mode.
+
+    Batch and instance norm read their running buffers from ``state["ck"]``
+    and ``state["th"]``, which the caller fills (they are updated in place).
+    """
     pshape = tuple(normalized) if kind == "layer" else (shape[1],)
     state = {}
 
     def buffers(ck):
-        rm, rv = state["ck" if ck else "th"]
-        return rm, rv
+        return state["ck" if ck else "th"]
 
     if kind == "batch":
         def ck(x, w, b):
