@@ -30,6 +30,12 @@ a loop of it vectorises, where the C library's ``expf`` is a scalar call per
 element (15 times slower here), and its float32 result is the correctly
 rounded one (checked on 5e5 points in the tests, 3e6 once). float64 uses the
 C library's ``exp``.
+
+Caching caveat: ``ops.loss``'s kernels (and the optimizers', through
+``fma``) compile these helpers into themselves, and numba's on-disk cache
+checks only the calling kernel's own source file. After changing a helper
+here, touch ``ops/loss.py`` (or delete its ``__pycache__/loss.*.nb*``) or a
+stale compiled copy is loaded.
 """
 
 from __future__ import annotations
