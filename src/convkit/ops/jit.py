@@ -18,7 +18,12 @@ convkit's kernels are written:
 Compiled code is cached on disk (``cache=True``): in ``__pycache__`` beside
 the source, or, where the install directory is read-only, in numba's
 user-wide cache directory (``NUMBA_CACHE_DIR`` chooses another). A later
-process loads it instead of compiling again.
+process loads it instead of compiling again. numba checks a cached kernel
+against its own source file only, so a kernel that calls a helper kernel of
+another module would keep a stale copy of the helper after that module
+changed (an upgrade, an edit); convkit's kernels are therefore stamped with
+one hash of every source file in the packages that hold kernels
+(``KERNEL_PACKAGES``), and any change there compiles them all again.
 
 Threads: numba's OpenMP thread pool is started here with
 ``OMP_WAIT_POLICY=PASSIVE``, so that its idle threads sleep instead of
@@ -30,14 +35,54 @@ between the kernels (measured on 2 cores: a kernel followed by a GEMM took
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import numba
+from numba.core import caching as _numba_caching
 from numba.np.ufunc import parallel as _numba_parallel
 
 prange = numba.prange
 
 _OPTIONS = dict(nogil=True, cache=True, error_model="numpy")
+
+_CONVKIT = Path(__file__).resolve().parent.parent
+KERNEL_PACKAGES = ("ops", "optim", "data")
+
+
+def _sources_stamp() -> bytes:
+    """SHA-256 of every ``.py`` file under ``KERNEL_PACKAGES``, in sorted order, with its path."""
+    digest = hashlib.sha256()
+    for package in KERNEL_PACKAGES:
+        for path in sorted((_CONVKIT / package).rglob("*.py")):
+            digest.update(str(path.relative_to(_CONVKIT)).encode())
+            digest.update(path.read_bytes())
+    return digest.digest()
+
+
+_STAMP = _sources_stamp()
+
+
+class _StampedLocator:
+    """A numba cache locator for convkit's files only, whose source stamp is ``_STAMP``."""
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not Path(py_file).resolve().is_relative_to(_CONVKIT):
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return _STAMP
+
+
+# Tried before numba's own locators, in numba's order: NUMBA_CACHE_DIR, __pycache__, the user-wide directory.
+_numba_caching.CacheImpl._locator_classes[:0] = [
+    type(f"Convkit{base.__name__}", (_StampedLocator, base), {})
+    for base in (_numba_caching.UserProvidedCacheLocator, _numba_caching.InTreeCacheLocator,
+                 _numba_caching.UserWideCacheLocator)
+]
 
 
 def kernel(fn=None, *, parallel: bool = False):
