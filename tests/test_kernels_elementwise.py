@@ -14,12 +14,13 @@ from oracle import compare, torch
 import convkit
 import convkit.functional as F
 from convkit.ops import activation as A
+from convkit.ops.jit import PARALLEL_WORK
 from convkit.random import generator
 
 TF = torch.nn.functional
 rng = np.random.default_rng(7)
 
-BIG = A.PARALLEL_WORK + 1234  # runs the chunks kernel (several threads)
+BIG = PARALLEL_WORK + 1234  # runs the chunks kernel (several threads)
 TOL = {np.float64: dict(atol=1e-10, rtol=1e-8), np.float32: dict(atol=2e-6, rtol=2e-5)}
 DTYPES = [np.float64, np.float32]
 

@@ -13,7 +13,7 @@ import pytest
 from oracle import torch
 
 from convkit.nn import Parameter
-from convkit.ops.activation import PARALLEL_WORK
+from convkit.ops.jit import PARALLEL_WORK
 from convkit.optim import SGD, Adam, AdamW
 
 STEPS = 20

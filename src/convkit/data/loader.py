@@ -37,7 +37,7 @@ from numba.core import types
 from numba.core.extending import overload
 
 from ..ops import workspace
-from ..ops.activation import parallel_spans
+from ..ops.jit import parallel_spans
 from ..ops.jit import kernel, prange
 
 

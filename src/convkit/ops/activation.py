@@ -17,75 +17,32 @@ maximum and its sums run in ``LANES`` independent partial results (float64
 for sums) in a fixed order, which vectorises where one running sum would
 not.
 
-Every kernel comes as a *span* (items ``start..stop`` on the calling thread)
-and a *chunks* driver (``prange`` over the threads, one span each). A span
-slices its arrays to ``[start:stop]`` and loops from 0: indices known to be
-non-negative need no wrap-around test, and the loop vectorises (twice as
-fast as one over ``range(start, stop)``).
-``parallel_spans`` runs the span alone for less than ``PARALLEL_WORK``
-elements of work, where waking the other threads costs more than it saves.
+Every kernel comes as a *span* and a *chunks* driver run by
+``ops.jit.parallel_spans`` (see there).
 
 ``exp`` of a float32 is evaluated in float64 by a polynomial (``_exp_float32``):
 a loop of it vectorises, where the C library's ``expf`` is a scalar call per
 element (15 times slower here), and its float32 result is the correctly
 rounded one (checked on 5e5 points in the tests, 3e6 once). float64 uses the
 C library's ``exp``.
-
-Caching caveat: ``ops.loss``'s kernels (and the optimizers', through
-``fma``) compile these helpers into themselves, and numba's on-disk cache
-checks only the calling kernel's own source file. After changing a helper
-here, touch ``ops/loss.py`` (or delete its ``__pycache__/loss.*.nb*``) or a
-stale compiled copy is loaded.
 """
 
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.core.extending import intrinsic, overload
 
 from . import Primitive, workspace
-from .jit import kernel, prange
+from .jit import flat, fma, kernel, parallel_spans, prange
 
-PARALLEL_WORK = 1 << 15  # elements; below this a kernel runs on the calling thread only
-LANES = 16               # independent partial results of a row reduction
-
-
-# --------------------------------------------------------------------------- shared machinery
-def parallel_spans(span, chunks, items: int, work: int, *args) -> None:
-    """Run ``span(*args, 0, items)`` here, or ``chunks(*args, items, threads)`` over the threads.
-
-    ``work`` (elements touched) decides: under ``PARALLEL_WORK``, or with
-    one thread, the span runs alone on the calling thread.
-    """
-    threads = numba.get_num_threads()
-    if work < PARALLEL_WORK or threads == 1 or items < 2:
-        span(*args, 0, items)
-    else:
-        chunks(*args, items, min(threads, items))
+LANES = 16  # independent partial results of a row reduction
 
 
-def flat(a: np.ndarray) -> np.ndarray:
-    """``a`` as a flat C-contiguous array (a view when it is contiguous already)."""
-    return np.ascontiguousarray(a).reshape(-1)
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """``a * b + c`` rounded once, for kernels (three floats of one type; the CPU's fused multiply-add)."""
-    if not (isinstance(a, types.Float) and a == b == c):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fma(*args)
-
-    return a(a, b, c), codegen
-
-
+# --------------------------------------------------------------------------- exp of float32
 @intrinsic
 def _float64_from_bits(typingctx, bits):
     """The float64 whose IEEE bits are the int64 ``bits``."""

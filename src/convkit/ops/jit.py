@@ -40,7 +40,10 @@ import os
 from pathlib import Path
 
 import numba
+import numpy as np
 from numba.core import caching as _numba_caching
+from numba.core import types
+from numba.core.extending import intrinsic
 from numba.np.ufunc import parallel as _numba_parallel
 
 prange = numba.prange
@@ -85,11 +88,50 @@ _numba_caching.CacheImpl._locator_classes[:0] = [
 ]
 
 
+PARALLEL_WORK = 1 << 15  # elements; below this a kernel runs on the calling thread only
+
+
 def kernel(fn=None, *, parallel: bool = False):
     """Compile ``fn`` as a convkit kernel (``@kernel`` or ``@kernel(parallel=True)`` for ``prange`` loops)."""
     if fn is None:
         return lambda f: numba.njit(parallel=parallel, **_OPTIONS)(f)
     return numba.njit(parallel=parallel, **_OPTIONS)(fn)
+
+
+def parallel_spans(span, chunks, items: int, work: int, *args) -> None:
+    """Run ``span(*args, 0, items)`` here, or ``chunks(*args, items, threads)`` over the threads.
+
+    The pattern of the element-wise, row and update kernels: a *span*
+    kernel does items ``start..stop`` on the calling thread; it slices its
+    arrays to ``[start:stop]`` and loops from 0, so indices need no
+    wrap-around test and the loop vectorises (twice as fast as a loop over
+    ``range(start, stop)``). Its *chunks* driver runs one span per thread in
+    a ``prange``. ``work`` (elements touched) decides: under
+    ``PARALLEL_WORK``, or with one thread, the span runs alone here, since
+    waking the other threads would cost more than it saves.
+    """
+    threads = numba.get_num_threads()
+    if work < PARALLEL_WORK or threads == 1 or items < 2:
+        span(*args, 0, items)
+    else:
+        chunks(*args, items, min(threads, items))
+
+
+def flat(a: np.ndarray) -> np.ndarray:
+    """``a`` as a flat C-contiguous array (a view when it is contiguous already)."""
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once, for kernels (three floats of one type; the CPU's fused multiply-add)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
 
 
 def start_thread_pool() -> None:

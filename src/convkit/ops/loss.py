@@ -39,8 +39,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import Primitive, workspace
-from .activation import LANES, exp, flat, parallel_spans, row_dot, row_exp_sum, rows, unrows
-from .jit import kernel, prange
+from .activation import LANES, exp, row_dot, row_exp_sum, rows, unrows
+from .jit import flat, kernel, parallel_spans, prange
 
 REDUCTIONS = ("mean", "sum", "none")
 

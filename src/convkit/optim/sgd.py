@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.activation import flat, fma, parallel_spans
+from ..ops.jit import flat, fma, parallel_spans
 from ..ops.jit import kernel, prange
 from ..tensor import Tensor
 from .optimizer import Optimizer, check_range, flat_param, flat_state
