@@ -55,3 +55,9 @@ def test_repeated_large_arrays_fault_their_pages_in_once():
     out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True, check=True)
     fresh, pooled = (int(v) for v in out.stdout.split())
     assert fresh >= 100 and pooled < fresh // 20
+
+
+def test_copy_is_a_contiguous_independent_copy():
+    a = np.arange(60_000, dtype=np.float64).reshape(200, 300).T   # non-contiguous
+    b = workspace.copy(a)
+    assert b.flags.c_contiguous and np.array_equal(a, b) and not np.shares_memory(a, b)

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .ops import workspace
+
 if TYPE_CHECKING:
     from .ops import Primitive
     from .tensor import Tensor
@@ -150,7 +152,7 @@ def backward(root: Tensor, grad: np.ndarray | None = None) -> None:
             continue
         node = t._node
         if node is None:  # a leaf
-            t.grad = g.copy() if t.grad is None else t.grad + g
+            t.grad = workspace.copy(g) if t.grad is None else t.grad + g
             continue
         parent_grads = node.backward(g, node.saved, node.needs)
         for p, need, pg in zip(node.parents, node.needs, parent_grads):

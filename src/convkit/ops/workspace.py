@@ -100,6 +100,13 @@ def zeros(shape, dtype) -> np.ndarray:
     return out
 
 
+def copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` in a pooled buffer (``empty`` + one copying pass)."""
+    out = empty(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
+
+
 def pooled_bytes() -> int:
     """Bytes held by the pool, in use or free."""
     with _lock:
