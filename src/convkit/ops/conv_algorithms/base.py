@@ -25,7 +25,6 @@ pads=...)``) hands the algorithm the *unpadded* input ``x (N, C_in, *n)``,
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import NamedTuple
 
@@ -122,12 +121,3 @@ class ConvAlgorithm:
     def __repr__(self) -> str:
         return f"<conv algorithm {self.name}>"
 
-
-def offsets(kernel):
-    """Every kernel offset ``j`` (a tuple, one index per axis) in row-major order."""
-    return itertools.product(*(range(k) for k in kernel))
-
-
-def tap_slices(offset, stride, dilation, out) -> tuple[slice, ...]:
-    """Spatial slices of ``xp`` read by kernel offset ``j``: ``j*d, j*d + s, ..., j*d + (o-1)*s``."""
-    return tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, s, d, o in zip(offset, stride, dilation, out))
