@@ -11,7 +11,7 @@ so ``m^2`` outputs cost ``a^2`` multiplications instead of ``9 m^2``:
 F(4x4, 3x3) (``winograd4``). Over channels the element-wise products become
 ``a^2`` independent GEMMs (one per transformed position ``xi``)::
 
-    U[xi] = (G w G^T)[xi]  (C_out, Cg)      V[xi] = (B^T d B)[xi]  (Cg, N*T)
+    U[xi] = (G w G^T)[xi]  (C_out, Cg)      V[xi] = (B^T d B)[xi]  (Cg, N*L)
     M[xi] = U[xi] @ V[xi]                   y = A^T M A, tile by tile
 
 Gradients are the exact adjoints of these linear maps, sharing the
@@ -20,20 +20,22 @@ transformed gradient ``Gm = A grad_t A^T``::
     dU[xi] = Gm[xi] @ V[xi]^T    dw = G^T dU G          (summed over tiles and batch)
     dV[xi] = U[xi]^T @ Gm[xi]    dxp = sum over tiles of B dV B^T (overlaps add)
 
-The tile passes are compiled kernels, parallel over ``(n, c)`` planes, each
-plane first copied into a zeroed scratch plane (the fused zero padding, and
-zeros past the input so that the last tiles are whole):
+The tile passes are compiled kernels, parallel over ``(n, c)`` planes
+(``L = th*(tw + 1)`` tiles per sample: one junk tile ends every row of
+tiles, see the comment above ``_mix``):
 
-* input: gather every ``a x a`` tile and write ``B^T d B`` into ``V``;
+* input: the plane copied into a zeroed scratch plane (the fused zero
+  padding, and zeros past the input so that the last tiles are whole),
+  then ``B^T d B`` of every tile into ``V``;
 * output: ``A^T M A`` of every tile, written into ``y`` (cropped to ``out``);
 * gradient: ``A g A^T`` of every output tile of ``grad`` (0 past ``out``) into ``Gm``;
 * input gradient: ``B dV B^T`` of every tile added onto a scratch plane
   (neighbouring tiles overlap by 2), whose interior is ``dx``.
 
-The transforms are written out as sums of the tiles' entries (the matrices'
-zeros skipped, each in the dtype of the data). The element-wise products
-stay the batched GEMMs above, and the filter transforms (``C_out*Cg``
-tiles) stay in NumPy, in float64.
+Each two-sided transform is two passes of row combinations with the
+transform's nonzero entries, in the order of the formula and in the dtype
+of the data. The element-wise products stay the batched GEMMs above, and
+the filter transforms (``C_out*Cg`` tiles) stay in NumPy, in float64.
 
 Accuracy: the transforms add and subtract values of mixed sizes, so the
 float32 error grows with the tile: against float64, the relative error of
