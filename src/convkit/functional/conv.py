@@ -148,8 +148,11 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     check_pads(x.shape, pads, padding_mode, op)
     _check_fits(x.shape[-nsp:], kernel, dilation, pads, op)
     x = _batched(x, batched)
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
-    problem = conv_problem(x.shape[:2] + padded, w.shape, stride, dilation, groups, x.dtype)
+    if padding_mode == "zeros":
+        problem = conv_problem(x.shape, w.shape, stride, dilation, groups, x.dtype, pads=pads)
+    else:
+        padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
+        problem = conv_problem(x.shape[:2] + padded, w.shape, stride, dilation, groups, x.dtype)
     y = apply(conv, [x, w, b], stride=stride, pads=pads, dilation=dilation, groups=groups,
               padding_mode=padding_mode, flip=flip, algorithm=choose_conv_algorithm(algorithm, problem, op))
     return _unbatched(y, batched)

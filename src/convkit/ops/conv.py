@@ -28,8 +28,10 @@ back the same way)::
 
 and ``dx`` is ``dxp`` folded back through the padding (``pad_backward``).
 
-Computation: ``conv_forward`` pads the input (``padding_mode``), mirrors
-the kernel for ``flip``, and hands the correlation of the padded input to
+Computation: ``conv_forward`` pads the input (``padding_mode``; zero
+padding is left to the algorithm, whose kernels read zeros outside ``x``
+instead of copying it into a padded array), mirrors the kernel for
+``flip``, and hands the correlation of the padded input to
 the algorithm of ``ops.conv_algorithms`` that ``convkit.functional`` chose
 (im2col, winograd, winograd4, fft or direct); it adds the bias itself, and
 ``conv_backward`` folds ``dxp`` back through the padding and mirrors ``dw``.
@@ -68,9 +70,13 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
             ``convkit.backends.choose_conv_algorithm`` chose it; None: ``auto.rule``'s choice.
     Returns ``out (N, C_out, *o)`` and the saved state for ``conv_backward``.
     """
-    xp, pad_saved = pad_forward(x, pads=pads, mode=padding_mode)
+    if padding_mode == "zeros":  # the algorithm reads zeros outside x: no padded copy
+        xp, pad_saved = x, None
+        problem = conv_problem(x.shape, w.shape, stride, dilation, groups, x.dtype, pads=pads)
+    else:
+        xp, pad_saved = pad_forward(x, pads=pads, mode=padding_mode)
+        problem = conv_problem(xp.shape, w.shape, stride, dilation, groups, x.dtype)
     wk = _mirror(w) if flip else w
-    problem = conv_problem(xp.shape, w.shape, stride, dilation, groups, x.dtype)
     algorithm = algorithm or rule(problem)
     y, cache = algorithm.forward(xp, wk, problem)
     if b is not None:
@@ -85,7 +91,7 @@ def conv_backward(g: np.ndarray, saved, needs=(True, True, True)):
     if needs[0] or needs[1]:
         dxp, dwk = algo.backward(g, xp, wk, problem, cache, needs[0], needs[1])
         if needs[0]:
-            dx = pad_backward(dxp, pad_saved)[0]
+            dx = dxp if pad_saved is None else pad_backward(dxp, pad_saved)[0]
         if needs[1]:
             dw = np.ascontiguousarray(_mirror(dwk)) if flip else dwk
     if needs[2]:

@@ -7,7 +7,7 @@ name           method                                                       runs
 ``winograd``   minimal filtering F(2x2, 3x3) (``winograd.py``)              2-D, 3x3, stride 1, dilation 1
 ``winograd4``  minimal filtering F(4x4, 3x3) (``winograd.py``)              2-D, 3x3, stride 1, dilation 1
 ``fft``        convolution theorem with ``numpy.fft.rfftn`` (``fft.py``)    every option
-``direct``     shift-and-accumulate over kernel offsets (``direct.py``)    every option
+``direct``     compiled direct loops over the kernel taps (``direct.py``)   every option
 ``auto``       a rule per problem, or a timed choice (``auto.py``)          every option
 =============  ===========================================================  ==============================
 """
