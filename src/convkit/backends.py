@@ -1,7 +1,9 @@
 """Backend settings: threads, which convolution algorithm runs, and cuDNN-style benchmark mode.
 
 ``set_num_threads(n)`` (or ``with num_threads(n):``) sets the threads of
-convkit's compiled kernels and of the BLAS matrix products at once.
+convkit's compiled kernels and of its matrix products at once. Importing
+convkit sets NumPy's BLAS to one thread per call (``ops.gemm`` says why);
+``threadpoolctl.threadpool_limits`` sets it back for other work.
 
 Every convolution (``conv*d``, ``convolve*d``, ``conv_transpose*d`` and their
 layers) takes ``algorithm=`` (default ``"auto"``): ``"im2col"``,
@@ -41,6 +43,9 @@ ENV_VAR = "CONVKIT_CONV_ALGORITHM"
 __all__ = ["CONV_ALGORITHMS", "ENV_VAR", "conv_algorithm", "get_conv_algorithm", "get_conv_benchmark",
            "get_num_threads", "num_threads", "set_conv_algorithm", "set_conv_benchmark",
            "set_num_threads"]
+
+# convkit splits its matrix products over its own threads (ops.gemm): NumPy's BLAS runs on one.
+threadpool_limits(limits=1, user_api="blas")
 
 _forced: str | None = None
 _benchmark = False
@@ -139,14 +144,17 @@ def get_conv_benchmark() -> bool:
 
 
 def set_num_threads(n: int) -> None:
-    """Run convkit on ``n`` threads: its compiled kernels (numba) and the BLAS matrix products (NumPy's).
+    """Run convkit on ``n`` threads: its compiled kernels (numba) and its matrix products.
 
     One number governs both, and they never run at the same time (a kernel
     returns before the next matrix product starts), so ``n`` threads never
-    share the cores with another ``n``: no oversubscription. The default is
-    one thread per core for both. Like ``torch.set_num_threads``; the kernel
-    count applies to the calling thread (numba's rule), the BLAS count to the
-    process.
+    share the cores with another ``n``: no oversubscription. The matrix
+    products are split over the ``n`` threads by ``ops.gemm``, each part on
+    one BLAS thread: NumPy's BLAS is kept at one thread (set when convkit is
+    imported, and here again), since its own thread pool would spin after
+    every product and slow down the kernels. The default is one thread per
+    core. Like ``torch.set_num_threads``, the count applies to the calling
+    thread (numba's rule).
 
     Args:
         n (int): between 1 and the number of cores numba started with (``numba.config.NUMBA_NUM_THREADS``).
@@ -157,7 +165,7 @@ def set_num_threads(n: int) -> None:
                          f"with), got {n!r}")
     start_thread_pool()
     numba.set_num_threads(n)
-    threadpool_limits(limits=n, user_api="blas")
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def get_num_threads() -> int:

@@ -7,6 +7,7 @@ are each a single matrix product (GEMM), whatever the batch shape.
 from __future__ import annotations
 
 from . import Primitive
+from .gemm import matmul
 
 
 def linear_forward(x, weight, bias=None):
@@ -19,7 +20,7 @@ def linear_forward(x, weight, bias=None):
     ``dX = G W``, ``dW = G^T X``, ``db[o] = sum_m G[m, o]``.
     """
     x2 = x.reshape(-1, x.shape[-1])
-    y = x2 @ weight.T
+    y = matmul(x2, weight.T)
     if bias is not None:
         y += bias
     return y.reshape(x.shape[:-1] + (weight.shape[0],)), (x2, weight, x.shape)
@@ -28,8 +29,8 @@ def linear_forward(x, weight, bias=None):
 def linear_backward(g, saved, needs=(True, True, True)):
     x2, weight, x_shape = saved
     g2 = g.reshape(-1, weight.shape[0])
-    dx = (g2 @ weight).reshape(x_shape) if needs[0] else None
-    dw = g2.T @ x2 if needs[1] else None
+    dx = matmul(g2, weight).reshape(x_shape) if needs[0] else None
+    dw = matmul(g2.T, x2) if needs[1] else None
     db = g2.sum(axis=0) if needs[2] else None
     return dx, dw, db
 

@@ -30,19 +30,24 @@ def check_name(name, where: str) -> str:
 def rule(p: ConvProblem) -> ConvAlgorithm:
     """The measured rule (``benchmarks/run.py --algorithms``; see the Speed section of README.md).
 
-    * ``winograd4`` for 2-D 3x3 kernels, stride 1, at least 32 input and 32
-      output channels per group and outputs of at least 16x16: 1.3 to 1.8
-      times faster than ``im2col`` on ResNet/VGG layers; on 14x14 maps the
-      transforms cost more than they save;
+    * ``direct`` for depthwise convolutions (one input channel per group):
+      ``im2col`` would run one matrix product of a single row per channel
+      (3.5 times slower on a MobileNet-style 3x3 layer);
+    * for 2-D 3x3 kernels at stride 1 with at least 32 input and 32 output
+      channels per group: ``winograd4`` on outputs of at least 48x48 (1.3 to
+      2 times faster than ``im2col`` on ResNet/VGG layers), ``winograd``
+      (F(2x2, 3x3)) on outputs of 16 to 47 (its transforms cost less on a
+      smaller map), ``im2col`` below;
     * ``fft`` for kernels of at least 7 per axis at stride 1 with at least 64
       channel pairs: its cost hardly grows with the kernel (1.2 times faster
       than ``im2col`` at 7x7, 1.7 at 9x9, 6 at 15x15);
-    * ``im2col`` otherwise (LeNet's layers, strided stems, 1x1). ``direct``
-      was never the fastest on the measured shapes, so the rule never picks it.
+    * ``im2col`` otherwise (LeNet's layers, strided convolutions, 1x1).
     """
     cg, og = p.in_channels // p.groups, p.out_channels // p.groups
+    if cg == 1 and p.groups > 1:
+        return ALGORITHMS["direct"]
     if ALGORITHMS["winograd4"].unsupported(p) is None and min(cg, og) >= 32 and min(p.out) >= 16:
-        return ALGORITHMS["winograd4"]
+        return ALGORITHMS["winograd4" if min(p.out) >= 48 else "winograd"]
     if len(p.kernel) >= 2 and min(p.kernel) >= 7 and all(s == 1 for s in p.stride) and cg * og >= 64:
         return ALGORITHMS["fft"]
     return ALGORITHMS["im2col"]

@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 
+from ..gemm import matmul
 from ..windows import fold_columns, unfold
 from .base import ConvAlgorithm, ConvProblem
 
@@ -116,7 +117,7 @@ class FFT(ConvAlgorithm):
         freq_shape = xf.shape[2:]
         wf = np.conj(_dilated_weight_spectrum(w, p, grid))
         wf = np.ascontiguousarray(wf.transpose(3, 0, 2, 1))  # (Fr, G, Cg, Og)
-        yf = _from_frequency(np.matmul(_per_frequency(xf, p.groups), wf), freq_shape)
+        yf = _from_frequency(matmul(_per_frequency(xf, p.groups), wf), freq_shape)
         full = np.fft.irfftn(yf, s=grid, axes=axes).astype(xp.dtype, copy=False)
         return _crop(full, (0,) * len(grid), p.stride, p.out), xf
 
@@ -128,12 +129,12 @@ class FFT(ConvAlgorithm):
         dxp = dw = None
         if needs_input:
             wf = np.ascontiguousarray(_dilated_weight_spectrum(w, p, grid).transpose(3, 0, 1, 2))  # (Fr, G, Og, Cg)
-            full = np.fft.irfftn(_from_frequency(np.matmul(gq, wf), freq_shape), s=grid, axes=axes)
+            full = np.fft.irfftn(_from_frequency(matmul(gq, wf), freq_shape), s=grid, axes=axes)
             dxp = _crop(full.astype(grad.dtype, copy=False), p.lows, _ones(p), p.input)
         if needs_weight:
             xf = cache if cache is not None else np.fft.rfftn(_on_grid(xp, p, grid), axes=axes)
             gh = np.ascontiguousarray(np.conj(gq).transpose(0, 1, 3, 2))  # (Fr, G, Og, N)
-            prod = np.matmul(gh, _per_frequency(xf, p.groups))  # (Fr, G, Og, Cg)
+            prod = matmul(gh, _per_frequency(xf, p.groups))  # (Fr, G, Og, Cg)
             spec = np.ascontiguousarray(prod.transpose(1, 2, 3, 0))
             spec = spec.reshape((p.out_channels, p.in_channels // p.groups) + freq_shape)
             full = np.fft.irfftn(spec, s=grid, axes=axes).astype(grad.dtype, copy=False)

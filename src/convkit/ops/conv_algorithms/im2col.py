@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import workspace
+from ..gemm import matmul
 from ..windows import fold_columns, unfold
 from .base import ConvAlgorithm, ConvProblem
 
@@ -136,9 +137,9 @@ class Im2col(ConvAlgorithm):
         for n0, n1 in _chunks(p):
             cols = _columns(xp[n0:n1], p, minor)
             if not minor:
-                np.matmul(wm, cols, out=y[n0:n1].reshape(n1 - n0, p.groups, og, p.positions))
+                matmul(wm, cols, out=y[n0:n1].reshape(n1 - n0, p.groups, og, p.positions))
             else:
-                yt = np.matmul(wm, cols[0])  # (G, Og, P*n)
+                yt = matmul(wm, cols[0])  # (G, Og, P*n)
                 np.copyto(y[n0:n1].reshape(n1 - n0, p.out_channels, p.positions),
                           np.moveaxis(yt.reshape(p.out_channels, p.positions, n1 - n0), -1, 0))
             if keep:
@@ -162,10 +163,10 @@ class Im2col(ConvAlgorithm):
                 gc = grad[n0:n1].reshape(n, p.groups, og, p.positions)
             if needs_weight:
                 cols = cache[index] if cache is not None else _columns(xp[n0:n1], p, minor)
-                part = np.matmul(cols, gc.transpose(0, 1, 3, 2))  # (n or 1, G, Cg*K, Og)
+                part = matmul(cols, gc.transpose(0, 1, 3, 2))  # (n or 1, G, Cg*K, Og)
                 dwt += part[0] if part.shape[0] == 1 else part.sum(axis=0)
             if needs_input:
-                dcols = np.matmul(wt, gc)  # (n or 1, G, Cg*K, P or P*n)
+                dcols = matmul(wt, gc)  # (n or 1, G, Cg*K, P or P*n)
                 if _is_pointwise(p):
                     dxp[n0:n1] = dcols.reshape(dxp[n0:n1].shape)
                 elif minor:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import workspace
+from ..gemm import matmul
 from ..jit import kernel, prange
 from .base import ConvAlgorithm, ConvProblem
 
@@ -357,7 +358,7 @@ class Winograd(ConvAlgorithm):
         th, tw = self._tiles(p)
         v = self._input(xp, p)
         mt = workspace.empty((self.a * self.a, p.groups, p.out_channels // p.groups, v.shape[-1]), p.dtype)
-        np.matmul(self._filter(w, p), v, out=mt)
+        matmul(self._filter(w, p), v, out=mt)
         y = workspace.empty((p.batch, p.out_channels) + p.out, p.dtype)
         _output_tiles(mt, y, self.m, th, tw, *self._transform("AT", p.dtype))
         return y, (v if v.nbytes <= CACHE_BYTES else None)
@@ -371,12 +372,12 @@ class Winograd(ConvAlgorithm):
         dxp = dw = None
         if needs_weight:
             v = cache if cache is not None else self._input(xp, p)
-            du = np.matmul(gm, v.swapaxes(-1, -2)).reshape(a * a, -1)  # (a*a, C_out*Cg)
+            du = matmul(gm, v.swapaxes(-1, -2)).reshape(a * a, -1)  # (a*a, C_out*Cg)
             dw = (self._gkron.T @ du.astype(np.float64)).T.astype(grad.dtype)
             dw = np.ascontiguousarray(dw).reshape((p.out_channels, p.in_channels // p.groups, 3, 3))
         if needs_input:
             dv = workspace.empty((a * a, p.groups, p.in_channels // p.groups, gm.shape[-1]), grad.dtype)
-            np.matmul(np.ascontiguousarray(self._filter(w, p).swapaxes(-1, -2)), gm, out=dv)  # (a*a, G, Cg, N*L)
+            matmul(np.ascontiguousarray(self._filter(w, p).swapaxes(-1, -2)), gm, out=dv)  # (a*a, G, Cg, N*L)
             dxp = workspace.empty(p.input_shape, grad.dtype)
             _scatter_tiles(dv, dxp, self.m, th, tw, *p.lows, *self._transform("B", grad.dtype))
         return dxp, dw
