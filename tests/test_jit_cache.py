@@ -1,6 +1,10 @@
 """convkit's kernels are cached under one stamp of all kernel sources (a changed helper module recompiles all)."""
 
 import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -35,3 +39,28 @@ def test_functions_outside_convkit_keep_numbas_own_locators(tmp_path):
     assert f(1) == 2
     assert not type(f._cache._impl.locator).__name__.startswith("Convkit")
     assert any(c.__name__ == "InTreeCacheLocator" for c in CacheImpl._locator_classes)
+
+
+FALLBACK_SCRIPT = """
+import numpy as np
+from numba.core import caching
+from convkit.ops import activation, jit
+for c in caching.CacheImpl._locator_classes:
+    if c.__name__ == "ConvkitInTreeCacheLocator":       # as if the install directory were read-only
+        c.ensure_cache_path = lambda self: (_ for _ in ()).throw(PermissionError("read-only"))
+relu = jit.kernel(activation._relu_span.py_func)       # a kernel of convkit's, its cache located anew
+x, y = np.ones(4, np.float32), np.empty(4, np.float32)
+relu(x, y, 0, 4)
+locator = relu._cache._impl.locator
+print(type(locator).__name__, locator.get_cache_path())
+"""
+
+
+def test_a_read_only_install_caches_in_the_user_cache_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["HOME"] = str(tmp_path)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    out = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "ConvkitUserWideCacheLocator" and out[1].startswith(str(tmp_path))
+    assert any(Path(out[1]).glob("activation._relu_span-*.nbi"))

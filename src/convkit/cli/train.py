@@ -1,8 +1,9 @@
 """``convkit train`` and ``convkit evaluate``: train a model on MNIST / Fashion-MNIST, evaluate a saved one.
 
 ``convkit train`` with no options trains LeNet-5 on Fashion-MNIST for 6
-epochs (Adam, peak lr 3e-3 on a one-cycle schedule, batch 128, one BLAS
-thread): about 90.3 % test accuracy in 40-60 s on two cores. It prints one
+epochs (Adam, peak lr 3e-3 on a one-cycle schedule, batch 128, on the thread
+count that runs the model's step fastest, measured on its first batch): about
+90 % test accuracy in about 40 s of training on two cores. It prints one
 line per epoch (stderr) and the test accuracy (stdout). Everything goes
 into ``--out`` (default ``runs/<model>-<dataset>``):
 
