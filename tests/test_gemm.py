@@ -1,5 +1,7 @@
 """ops.gemm.matmul: np.matmul, split over convkit's threads when large, equal to rounding."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -36,3 +38,14 @@ def test_small_products_and_vectors_are_plain_matmul():
     a, b = np.ones((3, 4)), np.ones(4)
     np.testing.assert_array_equal(gemm.matmul(a, b), np.matmul(a, b))
     np.testing.assert_array_equal(gemm.matmul(a, np.ones((4, 2))), np.full((3, 2), 4.0))
+
+
+def test_the_callers_error_handling_reaches_every_part(monkeypatch):
+    monkeypatch.setattr(gemm, "SPLIT_FLOPS", 0)
+    a = np.full((64, 64), 1e30, np.float32)
+    with convkit.backends.num_threads(2), np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError):
+            gemm.matmul(a, a)
+    with convkit.backends.num_threads(2), np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(gemm.matmul(a, a)).all()

@@ -44,6 +44,11 @@ def _cuts(n: int, parts: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
+def _matmul_part(a: np.ndarray, b: np.ndarray, out: np.ndarray, errors: dict) -> None:
+    with np.errstate(**errors):
+        np.matmul(a, b, out=out)
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.matmul(a, b, out=out)``, split over the threads when it is large (see the module docstring).
 
@@ -68,7 +73,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         pieces = [(a[..., lo:hi, :], b, out[..., lo:hi, :]) for lo, hi in _cuts(m, threads)]
     else:
         pieces = [(a, b[..., lo:hi], out[..., lo:hi]) for lo, hi in _cuts(n, threads)]
-    futures = [_pool(threads - 1).submit(np.matmul, x, y, out=o) for x, y, o in pieces[1:]]
+    errors = np.geterr()  # the caller's floating-point error handling (np.errstate is per thread)
+    futures = [_pool(threads - 1).submit(_matmul_part, x, y, o, errors) for x, y, o in pieces[1:]]
     np.matmul(*pieces[0][:2], out=pieces[0][2])
     for f in futures:
         f.result()
