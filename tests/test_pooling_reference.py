@@ -1,4 +1,4 @@
-"""Pooling without torch: the fast paths against the literal loops of
+"""Pooling without torch: the compiled kernels against the literal loops of
 ``convkit.testing.reference_pool``, and finite-difference gradient checks.
 
 Gradient checks use inputs whose values are at least 0.1 apart (a shuffled

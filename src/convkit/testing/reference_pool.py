@@ -1,4 +1,4 @@
-"""Literal loop implementations of pooling, for tests of the fast paths only.
+"""Literal loop implementations of pooling, for tests of the compiled kernels only.
 
 Every function loops over batch, channel, output position and window
 element, one scalar at a time, so each line can be checked against the
