@@ -7,8 +7,9 @@ Usage (from the repository root, with the test extra installed):
 Prints, per case, both medians and the ratio convkit/torch (below 1: convkit
 is faster), then a scaling table (forward + backward time of every conv
 algorithm against batch size, image size and kernel size). Writes
-``OUT/benchmark.json`` (every sample, the machine, the load), ``OUT/benchmark.md``
-(the tables for the README) and ``OUT/scaling.png`` (needs matplotlib).
+``OUT/benchmark.json`` (every sample, the machine, the load; git ignores it),
+``OUT/benchmark.md`` (the tables for the README) and ``OUT/benchmark-scaling.png``
+(needs matplotlib).
 ``--quick`` runs a subset in about a minute. The figure for a whole epoch
 of Fashion-MNIST comes from ``benchmarks/train_epoch.py``.
 
