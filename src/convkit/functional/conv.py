@@ -38,8 +38,7 @@ from __future__ import annotations
 from ..autograd import apply
 from ..backends import choose_conv_algorithm
 from ..ops._args import conv_pads, ntuple
-from ..ops.conv import conv
-from ..ops.conv_algorithms import conv_problem
+from ..ops.conv import conv, problem_for
 from ..ops.conv_transpose import adjoint_problem, conv_transpose, transposed_sizes
 from ..ops.padding import check_pads
 from ..tensor import Tensor, as_tensor
@@ -148,11 +147,8 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     check_pads(x.shape, pads, padding_mode, op)
     _check_fits(x.shape[-nsp:], kernel, dilation, pads, op)
     x = _batched(x, batched)
-    if padding_mode == "zeros":
-        problem = conv_problem(x.shape, w.shape, stride, dilation, groups, x.dtype, pads=pads)
-    else:
-        padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
-        problem = conv_problem(x.shape[:2] + padded, w.shape, stride, dilation, groups, x.dtype)
+    problem = problem_for(x.shape, w.shape, stride=stride, pads=pads, dilation=dilation, groups=groups,
+                          padding_mode=padding_mode, dtype=x.dtype)
     y = apply(conv, [x, w, b], stride=stride, pads=pads, dilation=dilation, groups=groups,
               padding_mode=padding_mode, flip=flip, algorithm=choose_conv_algorithm(algorithm, problem, op))
     return _unbatched(y, batched)

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import Primitive
-from .conv_algorithms import ConvAlgorithm, conv_problem
+from .conv_algorithms import ConvAlgorithm, ConvProblem, conv_problem
 from .conv_algorithms.auto import rule
 from .padding import pad_backward, pad_forward
 
@@ -52,6 +52,19 @@ from .padding import pad_backward, pad_forward
 def _mirror(w: np.ndarray) -> np.ndarray:
     """``w`` reversed along every spatial axis (a view)."""
     return w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)]
+
+
+def problem_for(x_shape, w_shape, *, stride, pads, dilation, groups: int, padding_mode: str, dtype) -> ConvProblem:
+    """The ``ConvProblem`` that ``conv_forward`` hands its algorithm.
+
+    Zero padding is fused (the problem carries ``pads`` and the unpadded
+    ``x_shape``); the other modes give the algorithm a padded copy, so the
+    problem is that of the padded shape.
+    """
+    if padding_mode == "zeros":
+        return conv_problem(x_shape, w_shape, stride, dilation, groups, dtype, pads=pads)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x_shape[2:], pads))
+    return conv_problem(tuple(x_shape[:2]) + padded, w_shape, stride, dilation, groups, dtype)
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
@@ -70,12 +83,12 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
             ``convkit.backends.choose_conv_algorithm`` chose it; None: ``auto.rule``'s choice.
     Returns ``out (N, C_out, *o)`` and the saved state for ``conv_backward``.
     """
+    problem = problem_for(x.shape, w.shape, stride=stride, pads=pads, dilation=dilation, groups=groups,
+                          padding_mode=padding_mode, dtype=x.dtype)
     if padding_mode == "zeros":  # the algorithm reads zeros outside x: no padded copy
         xp, pad_saved = x, None
-        problem = conv_problem(x.shape, w.shape, stride, dilation, groups, x.dtype, pads=pads)
     else:
         xp, pad_saved = pad_forward(x, pads=pads, mode=padding_mode)
-        problem = conv_problem(xp.shape, w.shape, stride, dilation, groups, x.dtype)
     wk = _mirror(w) if flip else w
     algorithm = algorithm or rule(problem)
     y, cache = algorithm.forward(xp, wk, problem)
