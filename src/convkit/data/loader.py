@@ -37,8 +37,7 @@ from numba.core import types
 from numba.core.extending import overload
 
 from ..ops import workspace
-from ..ops.jit import parallel_spans
-from ..ops.jit import kernel, prange
+from ..ops.jit import kernel, parallel_spans, prange
 
 
 def _is_int(value) -> bool:

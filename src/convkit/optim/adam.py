@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from ..ops.jit import flat, fma, parallel_spans
-from ..ops.jit import kernel, prange
+from ..ops.jit import flat, fma, kernel, parallel_spans, prange
 from ..tensor import Tensor
 from .optimizer import Optimizer, check_range, flat_param, flat_state
 

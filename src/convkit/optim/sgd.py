@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.jit import flat, fma, parallel_spans
-from ..ops.jit import kernel, prange
+from ..ops.jit import flat, fma, kernel, parallel_spans, prange
 from ..tensor import Tensor
 from .optimizer import Optimizer, check_range, flat_param, flat_state
 
@@ -32,7 +31,7 @@ class SGD(Optimizer):
     One kernel pass per parameter does the whole update in place, in the
     parameter's dtype, with PyTorch's roundings: the hyperparameters are
     rounded to that dtype first, and every ``x + a * y`` above is one fused
-    multiply-add (``ops.activation.fma``), as in PyTorch's vectorised kernels.
+    multiply-add (``ops.jit.fma``), as in PyTorch's vectorised kernels.
 
     Args:
         params: Parameters or param-group dicts (see ``Optimizer``).
