@@ -1,6 +1,8 @@
-"""Sliding windows over the trailing spatial axes: the window extraction that
-convolution (im2col) and pooling share, its adjoint, and the zero padding
-fused into both.
+"""Sliding windows over the trailing spatial axes: the window extraction of
+convolution (im2col, the FFT's grid placement) and of the worked
+explanations, its adjoint, and the zero padding fused into both. (Pooling's
+kernels walk their windows themselves, from per-axis tables of each window's
+first in-input element and length: ``ops.pooling``.)
 
 For an input ``x`` of shape ``(N, C, n_1, ..., n_k)`` zero-padded by
 ``(lo, hi)`` per axis (the padding is never materialised: a position outside
