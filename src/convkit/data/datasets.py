@@ -26,6 +26,7 @@ With ``download=True``, MNIST files that are found nowhere are downloaded
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,18 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> dict:
+        """What identifies this data: ``{"name", "split", "size", "sha256"}``.
+
+        ``sha256`` is the hex SHA-256 of the labels' bytes (as int64) followed
+        by the images' bytes, as loaded: the same for a gzip file and its
+        unzipped copy, different for any other data (about 30 ms for the
+        47 MB of Fashion-MNIST's training images).
+        """
+        digest = hashlib.sha256(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.images).data)
+        return {"name": self.name, "split": self.split, "size": len(self), "sha256": digest.hexdigest()}
 
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, split={self.split!r}, images={self.images.dtype} "
