@@ -63,8 +63,8 @@ def test_latex_math_handles_words_subscripts_roots_and_small_numbers():
 
 
 def test_render_rejects_an_unknown_format():
-    with pytest.raises(ValueError, match="format must be one of .*'text'.*got 'html'"):
-        _demo().render("html")
+    with pytest.raises(ValueError, match="format must be one of .*'text'.*got 'pdf'"):
+        _demo().render("pdf")
 
 
 def test_marked_cells_and_blank_zeros():

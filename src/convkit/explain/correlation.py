@@ -24,11 +24,12 @@ import numpy as np
 
 from .. import functional as F
 from .explanation import Explanation, Step, fmt
+from .figures import Frame, Frames, Mark, cell_of, running_sums
 from .geometry import (ConvGeometry, check_fits, conv_geometry, conv_size_step, dilation_step, pad,
                        padding_step, position, window_view)
 from .operands import (channel_matrices, conv_weight, extent, index, kernel_matrices, operand_shape, plural,
                        shape_text, spatial_input, vector)
-from .sums import cells, cells_note, grouped_terms, operand, product
+from .sums import cells, cells_note, frame_cells, grouped_terms, operand, product
 
 __all__ = ["conv1d", "conv2d", "convolve1d", "convolve2d"]
 
@@ -117,7 +118,8 @@ def _explain(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding
                       f"{', plus the bias' if b is not None else ''}: "
                       f"`{general_formula(w.shape, g, b is not None, kname, iname)}`.{stride_text}"
                       f"{cells_note(out.shape)}",
-                      correlation_formulas(out, window_view(xp, g), wk, b, groups)))
+                      correlation_formulas(out, window_view(xp, g), wk, b, groups),
+                      figure=correlation_frames(xp, g, wk, out, b, groups, iname, kname, pads=g.pads)))
     steps.append(Step(f"The output O: {plural(out.shape[0], 'channel')} of {extent(out.shape[1:])}, "
                       f"as {op} computes it.",
                       value=channel_matrices("O", out)))
@@ -190,16 +192,55 @@ def correlation_formulas(out: np.ndarray, view: np.ndarray, wk: np.ndarray, b: n
     the kernel as applied (already flipped for true convolution), ``out``
     the engine's result.
     """
+    return tuple(cell_sum(out, view, wk, b, groups, cell, name)[0] for cell in cells(out.shape))
+
+
+def cell_sum(out: np.ndarray, view: np.ndarray, wk: np.ndarray, b: np.ndarray | None, groups: int, cell,
+             name: str = "O") -> tuple[str, list[str], list[float]]:
+    """One output cell's formula, its terms (products, then the bias) and their values (arguments as above)."""
     c_out, cg = wk.shape[:2]
-    og = c_out // groups
-    formulas = []
-    for cell in cells(out.shape):
+    o, y = cell[0], cell[1:]
+    first = (o // (c_out // groups)) * cg
+    pairs = [list(zip(wk[o, c].ravel(), view[first + c][y].ravel())) for c in range(cg)]
+    grouped = [[product(kv, xv) for kv, xv in group] for group in pairs]
+    text = grouped_terms(grouped)
+    terms = [t for group in grouped for t in group]
+    values = [float(kv * xv) for group in pairs for kv, xv in group]
+    if b is not None:
+        text += f" + {operand(b[o])}"
+        terms.append(operand(b[o]))
+        values.append(float(b[o]))
+    return f"{index(name, *y, channel=o if c_out > 1 else None)} = {text} = {fmt(out[cell])}", terms, values
+
+
+def correlation_frames(xp: np.ndarray, g: ConvGeometry, wk: np.ndarray, out: np.ndarray, b: np.ndarray | None,
+                       groups: int, iname: str, kname: str, name: str = "O", pads=None) -> Frames:
+    """The window sliding over ``xp``: per output cell its window, the kernel, the products and the running sum.
+
+    ``xp (C_in, *n)`` is the (padded) input the windows read, ``pads`` its
+    padding per axis (drawn in every frame; None draws none), the rest as
+    ``correlation_formulas``. Frames follow ``sums.frame_cells``.
+    """
+    c_in, (c_out, cg) = xp.shape[0], wk.shape[:2]
+    stage = channel_matrices(iname, xp) + kernel_matrices(kname, wk) + channel_matrices(name, out)
+    view = window_view(xp, g)
+    frames = []
+    for cell in frame_cells(out.shape):
         o, y = cell[0], cell[1:]
-        first = (o // og) * cg
-        groups_terms = [[product(kv, xv) for kv, xv in zip(wk[o, c].ravel(), view[first + c][y].ravel())]
-                        for c in range(cg)]
-        text = grouped_terms(groups_terms)
-        if b is not None:
-            text += f" + {operand(b[o])}"
-        formulas.append(f"{index(name, *y, channel=o if c_out > 1 else None)} = {text} = {fmt(out[cell])}")
-    return tuple(formulas)
+        first = (o // (c_out // groups)) * cg
+        window = tuple(cell_of(tuple(yi * s + ti * d for yi, s, ti, d in zip(y, g.stride, t, g.dilation)))
+                       for t in np.ndindex(*g.kernel))
+        taps = tuple(cell_of(t) for t in np.ndindex(*g.kernel))
+        marks = [Mark(first + c, "window", window) for c in range(cg)]
+        marks += [Mark(c_in + o * cg + c, "tap", taps) for c in range(cg)]
+        marks.append(Mark(c_in + c_out * cg + o, "out", (cell_of(y),)))
+        formula, terms, values = cell_sum(out, view, wk, b, groups, cell, name)
+        frames.append(Frame(formula, tuple(marks), tuple(terms), running_sums(values)))
+    fixed = () if pads is None else tuple(Mark(c, "pad", padding_cells(xp.shape[1:], pads)) for c in range(c_in))
+    return Frames(stage, tuple(frames), "running sum", fixed)
+
+
+def padding_cells(padded, pads) -> tuple[tuple[int, int], ...]:
+    """The ``(row, col)`` cells of a ``padded`` extent that lie in the padding ``pads`` (``(lo, hi)`` per axis)."""
+    return tuple(cell_of(p) for p in np.ndindex(*padded)
+                 if any(i < lo or i >= n - hi for i, n, (lo, hi) in zip(p, padded, pads)))

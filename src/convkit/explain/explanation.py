@@ -13,7 +13,9 @@ The renderers hold all the layout:
   as pipe tables;
 * ``to_latex()``: a fragment (``\\subsection*`` and an ``enumerate``) for a
   document that loads ``amsmath``; formulas become display math, matrices
-  ``bmatrix``, tables ``tabular``.
+  ``bmatrix``, tables ``tabular``;
+* ``to_html()`` (``_repr_html_`` in an iframe): a self-contained page that
+  also animates each step's ``figure`` (``convkit.explain.html``).
 
 Matrices larger than ``MAX_ROWS`` x ``MAX_COLS`` (or ``MAX_CELLS`` numbers)
 render as one summary line that says so.
@@ -155,11 +157,14 @@ class Step:
         formulas (tuple of str): one formula per line, numbers substituted.
         value (Matrix | tuple of Matrix | Table | None): what the step
             produces; a tuple of matrices shows side by side.
+        figure (Frames | FieldStack | None): what the HTML page animates
+            (``convkit.explain.figures``); the other formats show the formulas.
     """
 
     text: str
     formulas: tuple[str, ...] = ()
     value: Matrix | tuple[Matrix, ...] | Table | None = None
+    figure: Any = None
 
 
 @dataclass
@@ -181,8 +186,8 @@ class Explanation:
         return self.to_text()
 
     def render(self, format: str = "text") -> str:
-        """``to_text()``, ``to_markdown()`` or ``to_latex()`` by name (``format``: text, markdown, latex)."""
-        renderers = {"text": self.to_text, "markdown": self.to_markdown, "latex": self.to_latex}
+        """``to_text()``, ``to_markdown()``, ``to_latex()`` or ``to_html()`` by name (text, markdown, latex, html)."""
+        renderers = {"text": self.to_text, "markdown": self.to_markdown, "latex": self.to_latex, "html": self.to_html}
         if format not in renderers:
             raise ValueError(f"render: format must be one of {tuple(renderers)}, got {format!r}")
         return renderers[format]()
@@ -226,6 +231,19 @@ class Explanation:
             out.extend(_latex_value(step.value))
         out.append("\\end{enumerate}")
         return "\n".join(out) + "\n"
+
+    # ------------------------------------------------------------------ html
+    def to_html(self) -> str:
+        """A self-contained interactive HTML page (``convkit.explain.html``): every step, then a stepper."""
+        from .html import to_html
+
+        return to_html([self])
+
+    def _repr_html_(self) -> str:
+        """The page in an ``<iframe srcdoc>``, for Jupyter."""
+        from .html import iframe
+
+        return iframe(self.to_html())
 
 
 # ---------------------------------------------------------------------- text layout

@@ -3,7 +3,8 @@
 A sum longer than ``MAX_TERMS`` terms keeps its first and last terms around
 a ``…`` and says how many there are; a result with more than
 ``MAX_FORMULAS`` cells has only a few of them written out, and the step says
-so (``cells_note``).
+so (``cells_note``). The HTML page animates every cell up to ``MAX_FRAMES``
+(``frame_cells``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .explanation import fmt
 
 MAX_TERMS = 18
 MAX_FORMULAS = 16
+MAX_FRAMES = 64
 HEAD_TERMS, TAIL_TERMS = 6, 3
 SHOWN_WHEN_LARGE = 4
 
@@ -59,6 +61,12 @@ def cells(shape) -> list[tuple[int, ...]]:
     if len(every) <= MAX_FORMULAS:
         return every
     return every[:SHOWN_WHEN_LARGE - 1] + every[-1:]
+
+
+def frame_cells(shape) -> list[tuple[int, ...]]:
+    """Cells an HTML page animates one frame each: all of them up to ``MAX_FRAMES``, else those ``cells`` picks."""
+    every = list(itertools.product(*(range(n) for n in shape)))
+    return every if len(every) <= MAX_FRAMES else cells(shape)
 
 
 def cells_note(shape, what: str = "output") -> str:
