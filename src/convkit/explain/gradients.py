@@ -25,12 +25,13 @@ import numpy as np
 
 from .. import functional as F
 from ..tensor import tensor
-from .correlation import TAPS, correlation_formulas
+from .correlation import TAPS, correlation_formulas, correlation_frames, padding_cells
 from .explanation import Explanation, Matrix, Step, fmt, roundoff
+from .figures import Frame, Frames, Mark, cell_of, running_sums
 from .geometry import ConvGeometry, check_fits, columns, conv_geometry, pad, window_view
 from .operands import (channel_matrices, conv_weight, kernel_matrices, like_output, operand_shape, per_axis,
                        spatial_input, vector)
-from .sums import cells, cells_note, join_terms, product
+from .sums import cells, cells_note, frame_cells, join_terms, product
 
 __all__ = ["conv1d_grad", "conv2d_grad"]
 
@@ -155,17 +156,32 @@ def _weight_steps(xp: np.ndarray, gy: np.ndarray, dw: np.ndarray, g: ConvGeometr
     pos = ", ".join(f"{'' if s == 1 else s}{o} + {'' if d == 1 else d}{t}"
                     for o, s, t, d in zip(outs, g.stride, taps, g.dilation))
     iname = "I_p" if g.padded else "I"
-    formulas = []
-    for cell in cells(dw.shape):
+    def tap_sum(cell):
         o, c, j = cell[0], cell[1], cell[2:]
-        terms = [product(gy[(o,) + y], view[(c,) + y + j]) for y in np.ndindex(*gy.shape[1:])]
+        pairs = [(gy[(o,) + y], view[(c,) + y + j]) for y in np.ndindex(*gy.shape[1:])]
+        terms = [product(a, v) for a, v in pairs]
         label = [str(v) for v in ((o,) if dw.shape[0] > 1 else ()) + ((c,) if dw.shape[1] > 1 else ()) + j]
-        formulas.append(f"∂L/∂K[{','.join(label)}] = {join_terms(terms)} = {fmt(dw[cell])}")
+        return f"∂L/∂K[{','.join(label)}] = {join_terms(terms)} = {fmt(dw[cell])}", terms, [a * v for a, v in pairs]
+
+    formulas = tuple(tap_sum(cell)[0] for cell in cells(dw.shape))
+    stage = channel_matrices(iname, xp) + channel_matrices("∂L/∂O", gy) + kernel_matrices("∂L/∂K", dw)
+    c_in, c_out = xp.shape[0], gy.shape[0]
+    frames = []
+    for cell in frame_cells(dw.shape):
+        o, c, j = cell[0], cell[1], cell[2:]
+        read = tuple(cell_of(tuple(yi * s + ji * d for yi, s, ji, d in zip(y, g.stride, j, g.dilation)))
+                     for y in np.ndindex(*gy.shape[1:]))
+        marks = (Mark(c, "window", read), Mark(c_in + o, "grad", tuple(cell_of(y) for y in np.ndindex(*gy.shape[1:]))),
+                 Mark(c_in + c_out + o * c_in + c, "out", (cell_of(j),)))
+        formula, terms, values = tap_sum(cell)
+        frames.append(Frame(formula, marks, tuple(terms), running_sums(values)))
     sums = " ".join(f"Σ_{o}" for o in outs)
     first = Step(f"Each kernel tap multiplied one input value in every output cell, so its gradient sums those "
                  f"input values weighted by ∂L/∂O: `∂L/∂K[{','.join(taps)}] = {sums} ∂L/∂O[{','.join(outs)}]·"
                  f"{iname}[{pos}]` — the correlation of the input with ∂L/∂O.{cells_note(dw.shape, 'kernel')}",
-                 tuple(formulas), kernel_matrices("∂L/∂K", dw))
+                 formulas, kernel_matrices("∂L/∂K", dw),
+                 Frames(stage, tuple(frames), "running sum", tuple(Mark(c, "pad", padding_cells(xp.shape[1:], g.pads))
+                                                               for c in range(c_in)) if g.padded else ()))
     cols = columns(xp, g)  # Xᵀ: (C·K, P)
     gmat = gy.reshape(gy.shape[0], -1).T  # (P, C_out)
     prod = cols @ gmat
@@ -216,7 +232,8 @@ def _input_steps(x, w, gy, dx, g: ConvGeometry, op) -> list[Step]:
                       f"{' (summed over the output channels)' if w.shape[0] > 1 else ''}."
                       f"{cells_note(corr.shape, 'gradient')}",
                       correlation_formulas(corr, window_view(full, gg), flipped, None, 1, target),
-                      kernel_matrices("K'", np.flip(w, axis=axes)) + channel_matrices(target, corr)))
+                      kernel_matrices("K'", np.flip(w, axis=axes)) + channel_matrices(target, corr),
+                      correlation_frames(full, gg, flipped, corr, None, 1, "G", "K'", target, pads=full_pads)))
     if g.padded:
         steps.append(Step("Crop the padding: the padded cells are not inputs, so ∂L/∂I is the interior.",
                           value=channel_matrices("∂L/∂I", corr[crop])))

@@ -27,11 +27,12 @@ from .. import functional as F
 from ..ops._args import ntuple
 from ..ops.pooling import avg_divisors, pool_geometry
 from ..tensor import tensor
-from .correlation import OUT_INDEX
+from .correlation import OUT_INDEX, padding_cells
 from .explanation import Explanation, Step, fmt
+from .figures import Frame, Frames, Mark, cell_of, running_sums
 from .geometry import ConvGeometry, pad, window_view
 from .operands import AXES, channel_matrices, extent, like_output, operand_shape, per_axis, plural, spatial_input
-from .sums import cells, cells_note, join_terms
+from .sums import MAX_FRAMES, cells, cells_note, frame_cells, join_terms
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d"]
 
@@ -125,6 +126,42 @@ def _size_step(spatial, g: ConvGeometry, padding, out, ceil_mode: bool) -> Step:
                 f"windows {'overlap' if overlap else 'do not overlap'}.{rule}", tuple(formulas))
 
 
+def _window_frames(xp, g: ConvGeometry, out, view, caption, winner=None) -> Frames:
+    """Per output cell: its window over ``xp``, the values read with their running max (when ``winner``
+    gives the padded position of a cell's maximum) or running sum, and the cell; ``caption(cell)`` its formula."""
+    channels = xp.shape[0]
+    stage = channel_matrices("I_p" if g.padded else "I", xp) + channel_matrices("O", out)
+    frames = []
+    for cell in frame_cells(out.shape):
+        c, y = cell[0], cell[1:]
+        window = tuple(cell_of(tuple(yi * s + ti * d for yi, s, ti, d in zip(y, g.stride, t, g.dilation)))
+                       for t in np.ndindex(*g.kernel))
+        marks = [Mark(c, "window", window), Mark(channels + c, "out", (cell_of(y),))]
+        values = view[cell].ravel()
+        if winner is None:
+            running = running_sums(values)
+        else:
+            marks.append(Mark(c, "win", (cell_of(winner(cell)),)))
+            running = tuple(float(v) for v in np.maximum.accumulate(values))
+        frames.append(Frame(caption(cell), tuple(marks), tuple(fmt(v) for v in values), running))
+    fixed = tuple(Mark(c, "pad", padding_cells(xp.shape[1:], g.pads)) for c in range(channels)) if g.padded else ()
+    return Frames(stage, tuple(frames), "running sum" if winner is None else "running max", fixed)
+
+
+def _routing_frames(gy, dx, marked, routes) -> Frames:
+    """Per input cell: the output cells whose gradient reaches it, the shares with their running sum, the cell.
+
+    ``routes`` holds ``(input cell, formula, output cells, share texts, share values)``.
+    """
+    channels = gy.shape[0]
+    stage = channel_matrices("∂L/∂O", gy) + channel_matrices("∂L/∂I", dx, marked)
+    frames = tuple(Frame(formula, (Mark(cell[0], "grad", tuple(cell_of(o[1:]) for o in sources)),
+                                   Mark(channels + cell[0], "out", (cell_of(cell[1:]),))),
+                         tuple(terms), running_sums(values))
+                   for cell, formula, sources, terms, values in routes)
+    return Frames(stage, frames, "running sum")
+
+
 def _label(name: str, cell, channels: int) -> str:
     """``name[y,x]`` for a cell ``(c, y, x)``, with ``c`` only when there are several channels."""
     idx = cell if channels > 1 else cell[1:]
@@ -150,15 +187,21 @@ def _max(nsp, input, kernel_size, stride, padding, dilation, ceil_mode, grad_out
         steps.append(Step("Padding adds −inf around the input (never a maximum), "
                           f"{per_axis(padding_t)} on each side.", value=channel_matrices("I_p", xp)))
     steps.append(_size_step(spatial, g, padding_t, out.shape[1:], bool(ceil_mode)))
-    formulas = []
-    for cell in cells(out.shape):
+    def winner(cell) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(int(indices[cell]), spatial))
+
+    def max_formula(cell) -> str:
         values = ", ".join(fmt(v) for v in view[cell].ravel())
-        where = np.unravel_index(int(indices[cell]), spatial)
-        formulas.append(f"{_label('O', cell, x.shape[0])} = max({values}) = {fmt(out[cell])}, "
-                        f"at {_label('I', (cell[0],) + tuple(where), x.shape[0])}")
+        return (f"{_label('O', cell, x.shape[0])} = max({values}) = {fmt(out[cell])}, "
+                f"at {_label('I', (cell[0],) + winner(cell), x.shape[0])}")
+
+    def padded_winner(cell) -> tuple[int, ...]:
+        return tuple(i + lo for i, (lo, _) in zip(winner(cell), g.pads))
+
     steps.append(Step("Each output cell is the maximum of its window; the position of the maximum is kept for the "
                       f"backward pass (the first one wins a tie, as in PyTorch).{cells_note(out.shape)}",
-                      tuple(formulas), channel_matrices("O", out)))
+                      tuple(max_formula(cell) for cell in cells(out.shape)), channel_matrices("O", out),
+                      _window_frames(xp, g, out, view, max_formula, padded_winner)))
     marked = np.zeros(x.shape, dtype=bool)
     for c in range(x.shape[0]):
         marked[c].flat[np.unique(indices[c])] = True
@@ -167,17 +210,20 @@ def _max(nsp, input, kernel_size, stride, padding, dilation, ceil_mode, grad_out
     for cell in np.ndindex(*out.shape):
         where = (cell[0],) + tuple(np.unravel_index(int(indices[cell]), spatial))
         received.setdefault(where, []).append(cell)
-    grad_formulas = []
-    for where in sorted(received)[:16]:
+    routes = []
+    for where in sorted(received)[:MAX_FRAMES]:
         sources = received[where]
         terms = " + ".join(_label("∂L/∂O", c, x.shape[0]) for c in sources)
-        grad_formulas.append(f"{_label('∂L/∂I', where, x.shape[0])} = {terms} = {fmt(dx[where])}")
+        routes.append((where, f"{_label('∂L/∂I', where, x.shape[0])} = {terms} = {fmt(dx[where])}", sources,
+                       [fmt(gy[c]) for c in sources], [gy[c] for c in sources]))
+    grad_formulas = [route[1] for route in routes[:16]]
     more = (f" ({len(received) - 16} more winners follow the same rule.)" if len(received) > 16 else "")
     grad_cell = _label("∂L/∂O", ("c",) + OUT_INDEX[nsp], 1)
     steps.append(Step(f"Backward: the maximum passes `{grad_cell}` to its window's winner only; every other input "
                       "cell gets 0, and a cell that wins several windows adds their gradients."
                       f"{'' if grad_output is not None else ' Here ∂L/∂O = 1 everywhere (L = Σ O).'}{more}",
-                      tuple(grad_formulas), channel_matrices("∂L/∂O", gy) + channel_matrices("∂L/∂I", dx, marked)))
+                      tuple(grad_formulas), channel_matrices("∂L/∂O", gy) + channel_matrices("∂L/∂I", dx, marked),
+                      _routing_frames(gy, dx, marked, routes)))
     title = (f"{op}: windows of {extent(g.kernel)}, stride {per_axis(g.stride)}, over a {operand_shape(x, 1)} input"
              + (f", padding {per_axis(padding_t)}" if max(padding_t) else "")
              + (f", dilation {per_axis(g.dilation)}" if max(g.dilation) > 1 else "")
@@ -209,25 +255,29 @@ def _avg(nsp, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
         steps.append(Step(f"Padding adds zeros around the input, {per_axis(padding_t)} on each side; they add "
                           f"nothing to a sum and {counted}.", value=channel_matrices("I_p", xp)))
     steps.append(_size_step(spatial, g, padding_t, out.shape[1:], bool(ceil_mode)))
-    formulas = []
-    for cell in cells(out.shape):
+    def avg_formula(cell) -> str:
         terms = join_terms([fmt(v) for v in view[cell].ravel()], "terms")
-        formulas.append(f"{_label('O', cell, x.shape[0])} = ({terms})/{fmt(divisors[cell[1:]])} = {fmt(out[cell])}")
+        return f"{_label('O', cell, x.shape[0])} = ({terms})/{fmt(divisors[cell[1:]])} = {fmt(out[cell])}"
+
     divisor_text = (f"divisor_override={divisor_override}" if divisor_override is not None else
                     f"D = {full} for a full window; a window clipped by ceil_mode"
                     + (" or by the padding" if not count_include_pad else "") + " counts only its cells")
     steps.append(Step(f"Each output cell is the average of its window: its sum divided by D ({divisor_text})."
-                      f"{cells_note(out.shape)}", tuple(formulas), channel_matrices("O", out)))
-    grad_formulas = []
-    for cell in cells(x.shape):
-        shares = []
+                      f"{cells_note(out.shape)}", tuple(avg_formula(cell) for cell in cells(out.shape)),
+                      channel_matrices("O", out), _window_frames(xp, g, out, view, avg_formula)))
+
+    def spread(cell):
+        """``(cell, formula, windows, shares, their values)`` of one input cell's gradient."""
+        windows, shares = [], []
         for tap in reversed(list(np.ndindex(*g.kernel))):  # the windows o with o·s − p + t = i, in order
             o = [(i + lo - t) / s for i, (lo, _), t, s in zip(cell[1:], g.pads, tap, g.stride)]
             if all(v.is_integer() and 0 <= v < n for v, n in zip(o, out.shape[1:])):
-                window = (cell[0],) + tuple(int(v) for v in o)
-                shares.append(f"{fmt(gy[window])}/{fmt(divisors[window[1:]])}")
-        grad_formulas.append(f"{_label('∂L/∂I', cell, x.shape[0])} = {' + '.join(shares or ['0'])} = "
-                             f"{fmt(dx[cell])}")
+                windows.append((cell[0],) + tuple(int(v) for v in o))
+                shares.append(f"{fmt(gy[windows[-1]])}/{fmt(divisors[windows[-1][1:]])}")
+        formula = f"{_label('∂L/∂I', cell, x.shape[0])} = {' + '.join(shares or ['0'])} = {fmt(dx[cell])}"
+        return cell, formula, windows, shares, [gy[w] / divisors[w[1:]] for w in windows]
+
+    grad_formulas = [spread(cell)[1] for cell in cells(x.shape)]
     grad_cell = _label("∂L/∂O", ("c",) + OUT_INDEX[nsp], 1)
     square = nsp == 2 and g.kernel[0] == g.kernel[1]
     share = f"1/{g.kernel[0]}² = 1/{full}" if square else f"1/{full}"
@@ -235,7 +285,8 @@ def _avg(nsp, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                       f"({share} of it for a full window); where windows overlap the shares add."
                       f"{'' if grad_output is not None else ' Here ∂L/∂O = 1 everywhere (L = Σ O).'}"
                       f"{cells_note(x.shape, 'input')}",
-                      tuple(grad_formulas), channel_matrices("∂L/∂O", gy) + channel_matrices("∂L/∂I", dx)))
+                      tuple(grad_formulas), channel_matrices("∂L/∂O", gy) + channel_matrices("∂L/∂I", dx),
+                      _routing_frames(gy, dx, None, [spread(cell) for cell in frame_cells(x.shape)])))
     title = (f"{op}: windows of {extent(g.kernel)}, stride {per_axis(g.stride)}, over a {operand_shape(x, 1)} input"
              + (f", padding {per_axis(padding_t)}" if max(padding_t) else "")
              + (", ceil_mode" if ceil_mode else "") + ("" if count_include_pad else ", count_include_pad=False"))
