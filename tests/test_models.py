@@ -363,4 +363,4 @@ def test_build_rejects_bad_arguments(kwargs, error, text):
 def test_the_public_api():
     assert sorted(models.__all__) == sorted([
         "lenet5", "convnet", "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
-        "vgg19_bn", "from_spec", "build", "available"])
+        "vgg19_bn", "from_spec", "build", "parameter_count", "available"])

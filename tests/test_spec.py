@@ -8,6 +8,7 @@ import pytest
 import convkit
 import convkit.nn as nn
 from convkit.models import from_spec
+from convkit.models.spec import spec_parameters
 
 
 def kinds(net):
@@ -287,3 +288,84 @@ def test_input_size_must_be_three_positive_ints(input_size):
     with pytest.raises(ValueError, match=re.escape(f"from_spec: input_size must be (C, H, W), three positive "
                                                    f"ints, got {input_size!r}")):
         from_spec("conv3", input_size)
+
+
+# ----------------------------------------------------------------- parameters counted before building
+
+def n_params(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("spec, input_size", [
+    ("conv3-10 pool2 conv3-10 pool2 flatten fc3", (1, 28, 28)),
+    ("conv3-32s2p1d2 bn lrelu0.2 avgpool2 gap dropout0.25 fc10", (3, 32, 32)),
+    ("conv5-6p2 bn pool2 C5-16 maxpool2 fc120 bn fc84 tanh dropout fc10", (1, 28, 28)),
+    ("conv3-8psame id conv3-8pvalid sigmoid A3s1p1 maxpool3s2p1 relu conv1-4", (2, 9, 9)),
+    ("bn flatten bn", (3, 4, 4)), ("gap", (5, 3, 3)), ("C5 P2 A2 pool3s1 lrelu dropout", (3, 20, 20)),
+])
+def test_spec_parameters_equal_the_built_networks(spec, input_size):
+    assert spec_parameters(spec, input_size) == n_params(from_spec(spec, input_size))
+
+
+def test_spec_parameters_agree_with_random_built_specs():
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(100):
+        spec = random_spec(rng) + " bn fc2"
+        size = (int(rng.integers(1, 4)), int(rng.integers(3, 14)), int(rng.integers(3, 14)))
+        try:
+            net = from_spec(spec, size)
+        except ValueError:
+            with pytest.raises(ValueError, match="too small"):
+                spec_parameters(spec, size)
+            continue
+        assert spec_parameters(spec, size) == n_params(net), (spec, size)
+        checked += 1
+    assert checked > 30
+
+
+def test_a_spec_over_the_budget_is_refused_before_any_layer_is_built(monkeypatch):
+    built = []
+    for cls in (nn.Linear, nn.Conv2d):
+        monkeypatch.setattr(cls, "__init__", lambda self, *a, **k: built.append(a))
+    with pytest.raises(ValueError) as info:
+        from_spec("fc100000 fc100000 fc10")   # 37 GiB of float32 weights
+    assert built == []
+    message = str(info.value)
+    assert message.startswith("from_spec: spec 'fc100000 fc100000 fc10' has 10,079,600,010 parameters, "
+                              "more than the budget of max_parameters=200,000,000")
+    assert "max_parameters=N" in message and "--max-parameters N" in message
+
+
+def test_the_budget_can_be_lowered_raised_or_lifted():
+    spec = "conv3-10 pool2 conv3-10 pool2 flatten fc3"   # 100 + 910 + 753 = 1763 parameters
+    assert spec_parameters(spec) == 1763
+    assert n_params(from_spec(spec, max_parameters=1763)) == 1763
+    with pytest.raises(ValueError, match="has 1,763 parameters, more than the budget of max_parameters=1,762"):
+        from_spec(spec, max_parameters=1762)
+    assert n_params(from_spec(spec, max_parameters=None)) == 1763
+
+
+@pytest.mark.parametrize("max_parameters, error", [(0, ValueError), (-5, ValueError), (1.5e6, TypeError),
+                                                   ("1000", TypeError), (True, TypeError)])
+def test_the_budget_must_be_a_positive_int_or_none(max_parameters, error):
+    with pytest.raises(error, match="from_spec: max_parameters must be"):
+        from_spec("fc3", max_parameters=max_parameters)
+
+
+@pytest.mark.parametrize("spec, size, count", [
+    ("C1-999999999999", (1, 1, 1), 2 * 999999999999),      # huge channel counts are only counted
+    ("fc4294967296 fc4294967296", (1, 1, 1), 2 * 4294967296 + 4294967296 ** 2 + 4294967296),
+    ("conv1-100000000 conv1-100000000", (3, 2, 2), 4 * 10 ** 8 + 10 ** 16 + 10 ** 8),
+])
+def test_absurd_sizes_are_counted_exactly_and_refused(spec, size, count):
+    assert spec_parameters(spec, size) == count
+    with pytest.raises(ValueError, match=f"has {count:,} parameters"):
+        from_spec(spec, size)
+
+
+def test_a_number_of_thousands_of_digits_is_an_error_at_its_token():
+    spec = "conv3 fc" + "9" * 5000
+    with pytest.raises(ValueError, match=r"has 5000 digits; no setting needs more than 18") as info:
+        from_spec(spec)
+    assert caret_column(str(info.value)) == (6, 5002)

@@ -6,14 +6,18 @@
   so torchvision ``state_dict`` keys load unchanged;
 * ``from_spec("conv3-10 pool2 conv3-10 pool2 flatten fc3")``: a Sequential
   from a spec string (grammar in ``convkit.models.spec``);
-* ``build(name_or_spec, input_size, num_classes)`` and ``available()``: by name.
+* ``build(name_or_spec, input_size, num_classes, max_parameters=200_000_000)`` and
+  ``available()``: by name; ``parameter_count(name_or_spec, input_size, num_classes)``:
+  the size of what ``build`` would make, counted without building it. ``build``
+  and ``from_spec`` refuse a model over ``max_parameters`` before allocating
+  (``convkit.models.budget``), since a name or spec may come from an untrusted file.
 """
 
 from .convnet import convnet
 from .lenet import lenet5
-from .registry import available, build
+from .registry import available, build, parameter_count
 from .spec import from_spec
 from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 
 __all__ = ["lenet5", "convnet", "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn",
-           "vgg16_bn", "vgg19_bn", "from_spec", "build", "available"]
+           "vgg16_bn", "vgg19_bn", "from_spec", "build", "parameter_count", "available"]

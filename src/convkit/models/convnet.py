@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 from .. import nn
+from . import budget
 
-__all__ = ["convnet"]
+__all__ = ["convnet", "convnet_parameters"]
 
 
 def convnet(num_classes: int = 10, in_channels: int = 1, width: int = 8) -> nn.Sequential:
@@ -56,3 +57,15 @@ def convnet(num_classes: int = 10, in_channels: int = 1, width: int = 8) -> nn.S
         nn.MaxPool2d(2),
         nn.Flatten(), nn.Dropout(0.25), nn.Linear(w2 * 7 * 7, num_classes),
     )
+
+
+def convnet_parameters(num_classes: int = 10, in_channels: int = 1, width: int = 8) -> int:
+    """The number of parameters of ``convnet(num_classes, in_channels, width)``, counted without building it.
+
+    >>> convnet_parameters()
+    12098
+    """
+    w1, w2 = width, 2 * width
+    return (budget.conv2d(in_channels, w1, 3) + budget.conv2d(w1, w1, 3) + budget.conv2d(w1, w2, 3)
+            + budget.conv2d(w2, w2, 3) + 2 * budget.batch_norm(w1) + 2 * budget.batch_norm(w2)
+            + budget.linear(w2 * 7 * 7, num_classes))

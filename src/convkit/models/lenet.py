@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 from .. import nn
+from . import budget
 
-__all__ = ["lenet5"]
+__all__ = ["lenet5", "lenet5_parameters"]
 
 
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
@@ -66,3 +67,13 @@ def lenet5(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
         nn.Linear(120, 84), nn.ReLU(),
         nn.Linear(84, num_classes),
     )
+
+
+def lenet5_parameters(num_classes: int = 10, in_channels: int = 1) -> int:
+    """The number of parameters of ``lenet5(num_classes, in_channels)``, counted without building it.
+
+    >>> lenet5_parameters()
+    61706
+    """
+    return (budget.conv2d(in_channels, 6, 5) + budget.conv2d(6, 16, 5) + budget.linear(16 * 5 * 5, 120)
+            + budget.linear(120, 84) + budget.linear(84, num_classes))

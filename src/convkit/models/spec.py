@@ -52,6 +52,11 @@ token with a caret line: an unknown token, an invalid value
 (``dropout1.5``), an option given twice, or an input too small for a layer
 (naming the shape the layer receives).
 
+The spec is untrusted input: it is checked whole and its parameters are
+counted (``spec_parameters``) before any layer is built, and ``from_spec``
+refuses a network over its ``max_parameters`` budget (200 M by default,
+see ``convkit.models.budget``) without allocating a weight.
+
 >>> net = from_spec("conv3-10 pool2 conv3-10 pool2 flatten fc3")
 >>> [type(m).__name__ for m in net]
 ['Conv2d', 'ReLU', 'MaxPool2d', 'Conv2d', 'ReLU', 'MaxPool2d', 'Flatten', 'Linear']
@@ -64,11 +69,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from .. import nn
-from ..ops._args import conv_output_size, conv_pads, is_int
+from ..ops._args import conv_output_size, conv_pads, is_int, ntuple
+from . import budget
+from .budget import DEFAULT_MAX_PARAMETERS
 
-__all__ = ["from_spec"]
+__all__ = ["from_spec", "spec_parameters"]
 
 _NUM = r"(\d+(?:\.\d*)?|\.\d+)"
 _CONV = re.compile(r"(?:conv|c)(\d+)(?:-(\d+))?((?:s\d+|p(?:\d+|same|valid)|d\d+)*)")
@@ -92,13 +100,20 @@ class _Token:
     args: dict     # parsed numbers and options
 
 
-def from_spec(spec: str, input_size: Sequence[int] = (1, 28, 28)) -> nn.Sequential:
+def from_spec(spec: str, input_size: Sequence[int] = (1, 28, 28), *,
+              max_parameters: int | None = DEFAULT_MAX_PARAMETERS) -> nn.Sequential:
     """Build an ``nn.Sequential`` from a spec string (grammar in the module docstring).
+
+    The whole spec is checked and its parameters counted (``spec_parameters``)
+    before any layer is built, so a spec over the budget allocates nothing.
 
     Args:
         spec (str): whitespace-separated tokens, e.g. ``"C7s2 C5 C3p1 P2"``.
         input_size (tuple of 3 ints): ``(C, H, W)`` of one input sample, used
             to infer channel counts and ``in_features``. Default: ``(1, 28, 28)``.
+        max_parameters (int | None): refuse a network with more parameters
+            (None: no limit). Default: ``convkit.models.budget.DEFAULT_MAX_PARAMETERS``
+            (200 M).
 
     Returns:
         The layers in spec order, children named ``"0"``, ``"1"``, ...
@@ -106,20 +121,45 @@ def from_spec(spec: str, input_size: Sequence[int] = (1, 28, 28)) -> nn.Sequenti
     Raises:
         TypeError: ``spec`` is not a string.
         ValueError: ``input_size`` is not three positive ints, the spec is
-            empty, or a token is unknown, invalid or too large for the
-            shape it receives (the message points at it).
+            empty, a token is unknown, invalid or too large for the shape it
+            receives (the message points at it), or the network has more
+            than ``max_parameters`` parameters.
+    """
+    layers, count = _plan(spec, input_size, "from_spec")
+    budget.check("from_spec", f"spec {spec.strip()!r:.200}", count, max_parameters)
+    return nn.Sequential(*(layer() if isinstance(layer, partial) else layer for layer in layers))
+
+
+def spec_parameters(spec: str, input_size: Sequence[int] = (1, 28, 28)) -> int:
+    """The number of parameters of ``from_spec(spec, input_size)``, counted without building it.
+
+    Raises the same errors as ``from_spec`` for a bad spec; allocates no weight.
+
+    >>> spec_parameters("fc100000 fc100000 fc10")
+    10079600010
+    """
+    return _plan(spec, input_size, "spec_parameters")[1]
+
+
+def _plan(spec: str, input_size: Sequence[int], op: str) -> tuple[list, int]:
+    """The network's layers and its parameter count, with every check done and no weight allocated.
+
+    Layers without parameters are built (cheap, and their constructors check
+    their settings); those with parameters are ``functools.partial``
+    constructors, called once the count is known to fit the budget.
     """
     if not isinstance(spec, str):
-        raise TypeError(f"from_spec: spec must be a str, got {type(spec).__name__} {spec!r}")
+        raise TypeError(f"{op}: spec must be a str, got {type(spec).__name__} {spec!r}")
     if (not isinstance(input_size, Sequence) or len(input_size) != 3
             or not all(is_int(v) and v >= 1 for v in input_size)):
-        raise ValueError(f"from_spec: input_size must be (C, H, W), three positive ints, got {input_size!r}")
+        raise ValueError(f"{op}: input_size must be (C, H, W), three positive ints, got {input_size!r}")
     tokens = [_parse(spec, m.group(), m.start()) for m in re.finditer(r"\S+", spec)]
     if not tokens:
-        raise ValueError(f"from_spec: spec is empty; {_EXPECTED}")
+        raise ValueError(f"{op}: spec is empty; {_EXPECTED}")
     weighted = [i for i, t in enumerate(tokens) if t.kind in ("conv", "fc")]
     last_weighted = weighted[-1] if weighted else -1
-    layers: list[nn.Module] = []
+    layers: list = []
+    count = 0
     shape = tuple(int(v) for v in input_size)
     relu_pending = False
     for i, tok in enumerate(tokens):
@@ -128,52 +168,70 @@ def from_spec(spec: str, input_size: Sequence[int] = (1, 28, 28)) -> nn.Sequenti
             if tok.kind not in _ACTIVATIONS:
                 layers.append(nn.ReLU())
         try:
-            new_layers, shape = _layers(tok, shape)
+            new_layers, shape, parameters = _layers(tok, shape)
         except (ValueError, TypeError) as err:
             raise ValueError(_message(spec, tok, str(err))) from None
         layers.extend(new_layers)
+        count += parameters
         if tok.kind in ("conv", "fc") and i != last_weighted:
             relu_pending = True
-    return nn.Sequential(*layers)
+    return layers, count
 
 
 def _parse(spec: str, text: str, start: int) -> _Token:
-    """The token at ``start``, or a ValueError with the caret lines and the grammar."""
+    """The token at ``start``, or a ValueError with the caret lines (and the grammar if it is unknown)."""
     low = text.lower()
+    try:
+        kind_args = _match(low)
+    except ValueError as err:
+        raise ValueError(_caret(spec, start, text, f"{text!r} at column {start + 1}: {err}")) from None
+    if kind_args is None:
+        raise ValueError(_caret(spec, start, text, f"unknown token {text!r} at column {start + 1}") + "\n"
+                         + _EXPECTED)
+    return _Token(text, start, *kind_args)
+
+
+def _match(low: str) -> tuple[str, dict] | None:
+    """``(kind, args)`` of a lower-case token, or None if it is no token of the grammar."""
     if low in _WORDS:
-        return _Token(text, start, low, {})
+        return low, {}
     if m := _CONV.fullmatch(low):
-        args = {"kernel": int(m[1]), "channels": None if m[2] is None else int(m[2])}
-        args.update(_options(spec, text, start, m[3], {"s": "stride", "p": "padding", "d": "dilation"}))
-        return _Token(text, start, "conv", args)
+        args = {"kernel": _int(m[1]), "channels": None if m[2] is None else _int(m[2])}
+        args.update(_options(m[3], {"s": "stride", "p": "padding", "d": "dilation"}))
+        return "conv", args
     if m := _POOL.fullmatch(low):
         kind = "avgpool" if m[1] in ("avgpool", "a") else "maxpool"
-        args = {"kernel": int(m[2])}
-        args.update(_options(spec, text, start, m[3], {"s": "stride", "p": "padding"}))
-        return _Token(text, start, kind, args)
+        return kind, {"kernel": _int(m[2]), **_options(m[3], {"s": "stride", "p": "padding"})}
     if m := _FC.fullmatch(low):
-        return _Token(text, start, "fc", {"features": int(m[1])})
+        return "fc", {"features": _int(m[1])}
     if m := _DROPOUT.fullmatch(low):
-        return _Token(text, start, "dropout", {"p": 0.5 if m[1] is None else float(m[1])})
+        return "dropout", {"p": 0.5 if m[1] is None else float(m[1])}
     if m := _LRELU.fullmatch(low):
-        return _Token(text, start, "lrelu", {"slope": 0.01 if m[1] is None else float(m[1])})
-    raise ValueError(_caret(spec, start, text, f"unknown token {text!r} at column {start + 1}") + "\n" + _EXPECTED)
+        return "lrelu", {"slope": 0.01 if m[1] is None else float(m[1])}
+    return None
 
 
-def _options(spec: str, text: str, start: int, opts: str, names: dict[str, str]) -> dict:
+def _options(opts: str, names: dict[str, str]) -> dict:
     """``s2p1``-style suffixes as ``{"stride": 2, "padding": 1}``; an option given twice is an error."""
     out: dict = {}
     for letter, value in re.findall(r"([a-z])(\d+|same|valid)", opts):
         name = names[letter]
         if name in out:
-            raise ValueError(_caret(spec, start, text,
-                                    f"option {letter!r} ({name}) given twice in {text!r} at column {start + 1}"))
-        out[name] = value if value in ("same", "valid") else int(value)
+            raise ValueError(f"option {letter!r} ({name}) given twice")
+        out[name] = value if value in ("same", "valid") else _int(value)
     return out
 
 
-def _layers(tok: _Token, shape: tuple[int, ...]) -> tuple[list[nn.Module], tuple[int, ...]]:
-    """The layers of one token and the shape of one sample after them."""
+def _int(digits: str) -> int:
+    """``int(digits)``, refusing more than 18 digits: no layer setting needs them (and Python
+    refuses to convert more than 4300)."""
+    if len(digits) > 18:
+        raise ValueError(f"the number {digits[:18]}... has {len(digits)} digits; no setting needs more than 18")
+    return int(digits)
+
+
+def _layers(tok: _Token, shape: tuple[int, ...]) -> tuple[list, tuple[int, ...], int]:
+    """The layers of one token (see ``_plan``), the shape of one sample after them, and their parameters."""
     a = tok.args
     if tok.kind in ("conv", "maxpool", "avgpool", "gap"):
         if len(shape) != 3:
@@ -181,39 +239,48 @@ def _layers(tok: _Token, shape: tuple[int, ...]) -> tuple[list[nn.Module], tuple
     if tok.kind == "conv":
         c_in = shape[0]
         c_out = c_in if a["channels"] is None else a["channels"]
-        layer = nn.Conv2d(c_in, c_out, a["kernel"], stride=a.get("stride", 1), padding=a.get("padding", 0),
-                          dilation=a.get("dilation", 1))
-        pads = conv_pads(a.get("padding", 0), 2, layer.kernel_size, layer.stride, layer.dilation, "Conv2d")
-        hw = [conv_output_size(n, k, s, d, p) for n, k, s, d, p in
-              zip(shape[1:], layer.kernel_size, layer.stride, layer.dilation, pads)]
-        return [layer], _spatial(tok, shape, (c_out, *hw), f"kernel {a['kernel']}, stride {layer.stride[0]}, "
-                                 f"padding {a.get('padding', 0)}, dilation {layer.dilation[0]}")
+        if c_out < 1:
+            raise ValueError(f"Conv2d: out_channels must be a positive int, got {c_out}")
+        padding = a.get("padding", 0)
+        kernel = ntuple(a["kernel"], 2, "kernel_size", "Conv2d")
+        stride = ntuple(a.get("stride", 1), 2, "stride", "Conv2d")
+        dilation = ntuple(a.get("dilation", 1), 2, "dilation", "Conv2d")
+        pads = conv_pads(padding, 2, kernel, stride, dilation, "Conv2d")
+        hw = [conv_output_size(n, k, s, d, p) for n, k, s, d, p in zip(shape[1:], kernel, stride, dilation, pads)]
+        out = _spatial(shape, (c_out, *hw), f"kernel {a['kernel']}, stride {stride[0]}, padding {padding}, "
+                       f"dilation {dilation[0]}")
+        layer = partial(nn.Conv2d, c_in, c_out, a["kernel"], stride=stride[0], padding=padding,
+                        dilation=dilation[0])
+        return [layer], out, budget.conv2d(c_in, c_out, a["kernel"])
     if tok.kind in ("maxpool", "avgpool"):
         cls = nn.MaxPool2d if tok.kind == "maxpool" else nn.AvgPool2d
         k, p = a["kernel"], a.get("padding", 0)
         s = a.get("stride", k)
         layer = cls(k, stride=s, padding=p)
         hw = [conv_output_size(n, k, s, 1, (p, p)) for n in shape[1:]]
-        return [layer], _spatial(tok, shape, (shape[0], *hw), f"kernel {k}, stride {s}, padding {p}")
+        return [layer], _spatial(shape, (shape[0], *hw), f"kernel {k}, stride {s}, padding {p}"), 0
     if tok.kind == "gap":
-        return [nn.GlobalAvgPool2d(flatten=True)], (shape[0],)
+        return [nn.GlobalAvgPool2d(flatten=True)], (shape[0],), 0
     if tok.kind == "flatten":
-        return [nn.Flatten()], (_size(shape),)
+        return [nn.Flatten()], (_size(shape),), 0
     if tok.kind == "fc":
-        layers: list[nn.Module] = [nn.Flatten()] if len(shape) > 1 else []
-        layers.append(nn.Linear(_size(shape), a["features"]))
-        return layers, (a["features"],)
+        if a["features"] < 1:
+            raise ValueError(f"Linear: out_features must be a positive int, got {a['features']}")
+        layers: list = [nn.Flatten()] if len(shape) > 1 else []
+        layers.append(partial(nn.Linear, _size(shape), a["features"]))
+        return layers, (a["features"],), budget.linear(_size(shape), a["features"])
     if tok.kind == "bn":
-        return [(nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0])], shape
+        cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+        return [partial(cls, shape[0])], shape, budget.batch_norm(shape[0])
     if tok.kind == "dropout":
-        return [nn.Dropout(a["p"])], shape
+        return [nn.Dropout(a["p"])], shape, 0
     if tok.kind == "lrelu":
-        return [nn.LeakyReLU(a["slope"])], shape
+        return [nn.LeakyReLU(a["slope"])], shape, 0
     simple = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-    return ([simple[tok.kind]()] if tok.kind in simple else []), shape
+    return ([simple[tok.kind]()] if tok.kind in simple else []), shape, 0
 
 
-def _spatial(tok: _Token, shape, out, settings: str) -> tuple[int, ...]:
+def _spatial(shape, out, settings: str) -> tuple[int, ...]:
     """``out``, or the error for an input too small to give an output of at least 1×1."""
     if min(out[1:]) < 1:
         raise ValueError(f"receives shape {shape} (C, H, W), too small for {settings}: "

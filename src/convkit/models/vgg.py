@@ -24,8 +24,9 @@ so inputs must be at least 32×32; ``avgpool`` then resizes to 7×7.
 from __future__ import annotations
 
 from .. import nn
+from . import budget
 
-__all__ = ["VGG", "make_layers", "CFGS", "vgg11", "vgg13", "vgg16", "vgg19",
+__all__ = ["VGG", "make_layers", "CFGS", "vgg_parameters", "vgg11", "vgg13", "vgg16", "vgg19",
            "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
 
 CFGS: dict[str, list[int | str]] = {
@@ -111,6 +112,19 @@ def make_layers(cfg: list[int | str], batch_norm: bool = False, in_channels: int
             layers.append(nn.ReLU(True))
             channels = v
     return nn.Sequential(*layers)
+
+
+def vgg_parameters(cfg: str, batch_norm: bool = False, num_classes: int = 1000, in_channels: int = 3) -> int:
+    """The number of parameters of a VGG of configuration ``cfg`` (a key of ``CFGS``), counted without building it.
+
+    >>> vgg_parameters("D")
+    138357544
+    """
+    channels = [in_channels] + [v for v in CFGS[cfg] if v != "M"]
+    features = sum(budget.conv2d(c_in, c_out, 3) + (budget.batch_norm(c_out) if batch_norm else 0)
+                   for c_in, c_out in zip(channels, channels[1:]))
+    classifier = budget.linear(512 * 7 * 7, 4096) + budget.linear(4096, 4096) + budget.linear(4096, num_classes)
+    return features + classifier
 
 
 def _vgg(cfg: str, batch_norm: bool, num_classes: int, in_channels: int, dropout: float) -> VGG:
