@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import functional as F
 from .explanation import Explanation, Matrix, Step, fmt
+from .figures import Frame, Frames, Mark, running_sums
 from .operands import as_array, extent, plural, vector
 from .sums import join_terms
 
@@ -84,13 +85,18 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
         mu, var = x.mean(axis=axes), x.var(axis=axes)
         xhat = F.batch_norm(x, None, None, None, None, True, momentum, eps).numpy()
         values = [np.moveaxis(x, 1, 0)[c].ravel() for c in range(channels)]
-        steps.append(Step("The batch mean of each " + unit + ", `μ = (1/m) Σ x`:",
-                          tuple(f"μ[{c}] = ({join_terms([fmt(v) for v in values[c]], 'terms')})/{m} = {fmt(mu[c])}"
-                                for c in range(channels))))
+        means = tuple(f"μ[{c}] = ({join_terms([fmt(v) for v in values[c]], 'terms')})/{m} = {fmt(mu[c])}"
+                      for c in range(channels))
+        steps.append(Step("The batch mean of each " + unit + ", `μ = (1/m) Σ x`:", means,
+                          figure=_channel_frames(x, means, [[fmt(v) for v in values[c]] for c in range(channels)],
+                                                 values)))
+        squares = [(values[c] - mu[c]) ** 2 for c in range(channels)]
+        variances = tuple(f"σ²[{c}] = ({join_terms([f'({fmt(v)} − {fmt(mu[c])})²' for v in values[c]], 'terms')})"
+                          f"/{m} = {fmt(var[c])}" for c in range(channels))
         steps.append(Step("The batch variance, biased (divided by m, as PyTorch normalises), "
-                          "`σ² = (1/m) Σ (x − μ)²`:",
-                          tuple(f"σ²[{c}] = ({join_terms([f'({fmt(v)} − {fmt(mu[c])})²' for v in values[c]], 'terms')})"
-                                f"/{m} = {fmt(var[c])}" for c in range(channels))))
+                          "`σ² = (1/m) Σ (x − μ)²`:", variances,
+                          figure=_channel_frames(x, variances, [[f"({fmt(v)} − {fmt(mu[c])})²" for v in values[c]]
+                                                                for c in range(channels)], squares)))
         first = tuple(np.unravel_index(0, x.shape))
         steps.append(Step(f"Normalise: `x̂ = (x − μ)/√(σ² + ε)` with ε = {fmt(eps)}, so each {unit} has mean 0 "
                           "and variance about 1; for example:",
@@ -127,6 +133,21 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
     title = (f"batch_norm ({'training' if training else 'inference'}): a batch of {x.shape[0]} "
              f"{layer}-layer outputs, {plural(channels, unit)}" + (f" of {extent(x.shape[2:])}" if x.ndim > 2 else ""))
     return Explanation(title, steps, result)
+
+
+def _channel_frames(x: np.ndarray, captions, terms, values) -> Frames:
+    """One frame per channel: its ``m`` values lit up in the batch, ``terms[c]`` with their running sum."""
+    stage = _matrices("x", x)
+    frames = []
+    for c, caption in enumerate(captions):
+        if x.ndim == 2:
+            marks = (Mark(0, "window", tuple((n, c) for n in range(x.shape[0]))),)
+        else:
+            shown = len(stage) // x.shape[1]
+            marks = tuple(Mark(c * shown + i, "window", tuple(np.ndindex(*stage[c * shown + i].grid.shape)))
+                          for i in range(shown))
+        frames.append(Frame(caption, marks, tuple(terms[c]), running_sums(values[c])))
+    return Frames(stage, tuple(frames))
 
 
 def _idx(cell) -> str:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .explanation import Explanation, Matrix, Step, roundoff
+from .explanation import Explanation, Matrix, Step, fmt, roundoff
+from .figures import Frame, Frames, Mark, cell_of
 from .operands import as_array, extent, operand_shape, shape_text
+from .sums import frame_cells
 
 __all__ = ["fftconvolve"]
 
@@ -85,7 +87,8 @@ def fftconvolve(input, weight, mode: str = "full") -> Explanation:
                   value=(Matrix("x_pad", xpad), Matrix("w_pad", wpad))),
              Step("Their DFTs (complex numbers a+bi):", value=(Matrix("X = fft(x_pad)", spec_x),
                                                               Matrix("W = fft(w_pad)", spec_w))),
-             Step("Multiply element by element:", value=Matrix("X·W", product)),
+             Step("Multiply element by element:", value=Matrix("X·W", product),
+                  figure=_product_frames(spec_x, spec_w, product)),
              Step(f"The inverse DFT is the linear convolution; its imaginary parts are round-off (at most "
                   f"{roundoff(np.abs(back.imag).max())}), and it matches the engine's up to round-off (max difference "
                   f"{roundoff(np.abs(full - full_engine).max())}).", value=Matrix("ifft(X·W)", full))]
@@ -112,6 +115,18 @@ def fftconvolve(input, weight, mode: str = "full") -> Explanation:
     title = (f"fftconvolve: a {operand_shape(x, 0)} input and a {operand_shape(w, 0)} kernel through the FFT, "
              f"mode '{mode}'")
     return Explanation(title, steps, {"output": output, "full": full, "circular": circular, "correlation": correlation})
+
+
+def _product_frames(spec_x: np.ndarray, spec_w: np.ndarray, product: np.ndarray) -> Frames:
+    """One frame per frequency (``sums.frame_cells``): ``X[k]``, ``W[k]`` and their product."""
+    stage = (Matrix("X", spec_x), Matrix("W", spec_w), Matrix("X·W", product))
+    frames = []
+    for k in frame_cells(product.shape):
+        at = (cell_of(k),)
+        index = ",".join(map(str, k))
+        frames.append(Frame(f"(X·W)[{index}] = ({fmt(spec_x[k])})·({fmt(spec_w[k])}) = {fmt(product[k])}",
+                            (Mark(0, "window", at), Mark(1, "tap", at), Mark(2, "out", at))))
+    return Frames(stage, tuple(frames))
 
 
 def per_start(starts) -> str:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .correlation import kernel_step
+from .correlation import kernel_step, padding_cells
 from .explanation import Explanation, Matrix, Step, fmt
+from .figures import Frame, Frames, Mark, cell_of, running_sums
 from .geometry import check_fits, columns, conv_geometry, conv_size_step, pad, padding_step
 from .operands import channel_matrices, conv_weight, extent, operand_shape, plural, shape_text, spatial_input, vector
-from .sums import cells, cells_note, join_terms, operand, product
+from .sums import cells, cells_note, frame_cells, join_terms, operand, product
 
 __all__ = ["im2col"]
 
@@ -71,25 +72,42 @@ def im2col(input, weight, bias=None, stride=1, padding=0, dilation=1, *, padding
         steps.append(padding_step(x, xp, g, padding, padding_mode))
     steps.append(conv_size_step(x.shape[1:], g, out.shape[1:]))
     taps = "(c, i, j)" if x.shape[0] > 1 else "(i, j)"
+    positions = list(np.ndindex(*out.shape[1:]))
+
+    def column(p: int) -> str:
+        return f"column {p} = window of O[{','.join(map(str, positions[p]))}] = [{', '.join(fmt(v) for v in cols[:, p])}]"
+
     steps.append(Step(
         f"im2col copies every window of {iname} into one column (PyTorch's unfold): the {cols.shape[0]} rows are "
         f"the kernel taps {taps}, the {cols.shape[1]} columns the output positions (y, x), both in row-major "
         f"order, so column (y, x) holds the window under O[y,x].",
-        tuple(f"column {p} = window of O[{','.join(map(str, yx))}] = [{', '.join(fmt(v) for v in cols[:, p])}]"
-              for p, yx in zip(range(min(2, cols.shape[1])), np.ndindex(*out.shape[1:]))),
-        Matrix("cols", cols)))
+        tuple(column(p) for p in range(min(2, cols.shape[1]))), Matrix("cols", cols),
+        _unfold_frames(xp, g, cols, positions, iname, column)))
     steps.append(Step(f"The kernel flattened in the same tap order: one row per output channel, W is "
                       f"{shape_text(wmat.shape)}.", value=Matrix("W", wmat)))
-    product_formulas = []
-    for o, p in cells(y.shape):
-        text = join_terms([product(a, c) for a, c in zip(wmat[o], cols[:, p])])
+    def entry(o: int, p: int) -> tuple[str, list[str], list[float]]:
+        terms = [product(a, c) for a, c in zip(wmat[o], cols[:, p])]
+        values = [float(a * c) for a, c in zip(wmat[o], cols[:, p])]
+        text = join_terms(terms)
         if b is not None:
             text += f" + {operand(b[o])}"
-        product_formulas.append(f"Y[{o},{p}] = {text} = {fmt(y[o, p])}")
+            terms.append(operand(b[o]))
+            values.append(float(b[o]))
+        return f"Y[{o},{p}] = {text} = {fmt(y[o, p])}", terms, values
+
+    product_formulas = [entry(o, p)[0] for o, p in cells(y.shape)]
+    product_frames = []
+    for o, p in frame_cells(y.shape):
+        formula, terms, values = entry(o, p)
+        product_frames.append(Frame(formula, (Mark(0, "tap", tuple((o, k) for k in range(wmat.shape[1]))),
+                                              Mark(1, "window", tuple((k, p) for k in range(cols.shape[0]))),
+                                              Mark(2, "out", ((o, p),))),
+                                    tuple(terms), running_sums(values)))
     steps.append(Step(f"The whole convolution is one matrix product, `Y = W·cols{' + b' if b is not None else ''}` "
                       f"({shape_text(wmat.shape)} times {shape_text(cols.shape)}): entry (o, p) is row o of W times "
                       f"column p of cols — the same sums of products as cell by cell.{cells_note(y.shape, 'product')}",
-                      tuple(product_formulas), Matrix("Y", y)))
+                      tuple(product_formulas), Matrix("Y", y),
+                      Frames((Matrix("W", wmat), Matrix("cols", cols), Matrix("Y", y)), tuple(product_frames))))
     steps.append(Step(f"Reshaped to {plural(out.shape[0], 'channel')} of {shape_text(out.shape[1:])}, Y is "
                       "conv2d's output.", value=channel_matrices("O", out)))
     entries = out.size * x.size
@@ -103,6 +121,21 @@ def im2col(input, weight, bias=None, stride=1, padding=0, dilation=1, *, padding
                           f"than the {MAX_TOEPLITZ_ENTRIES} built for an explanation; try a smaller input."))
     title = f"im2col: conv2d of a {operand_shape(x, 1)} input with a {operand_shape(w, 2)} kernel as a matrix product"
     return Explanation(title, steps, {"columns": cols, "weight_matrix": wmat, "toeplitz": t, "output": out})
+
+
+def _unfold_frames(xp: np.ndarray, g, cols: np.ndarray, positions, iname: str, caption) -> Frames:
+    """One frame per output position: its window in every channel of ``xp`` and its column of ``cols``."""
+    stage = channel_matrices(iname, xp) + (Matrix("cols", cols),)
+    frames = []
+    for p in frame_cells((len(positions),)):
+        y = positions[p[0]]
+        window = tuple(cell_of(tuple(yi * s + ti * d for yi, s, ti, d in zip(y, g.stride, t, g.dilation)))
+                       for t in np.ndindex(*g.kernel))
+        marks = tuple(Mark(c, "window", window) for c in range(xp.shape[0]))
+        frames.append(Frame(caption(p[0]), marks + (Mark(len(stage) - 1, "out",
+                                                         tuple((k, p[0]) for k in range(cols.shape[0]))),)))
+    fixed = tuple(Mark(c, "pad", padding_cells(xp.shape[1:], g.pads)) for c in range(xp.shape[0])) if g.padded else ()
+    return Frames(stage, tuple(frames), fixed=fixed)
 
 
 def toeplitz(input_shape, w: np.ndarray, stride, padding, dilation, padding_mode: str) -> np.ndarray:

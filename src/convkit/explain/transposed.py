@@ -26,9 +26,10 @@ import numpy as np
 from .. import functional as F
 from ..ops._args import ntuple
 from .explanation import Explanation, Step, fmt
+from .figures import Frame, Frames, Mark, cell_of
 from .operands import (AXES, as_array, channel_matrices, extent, kernel_matrices, operand_shape, per_axis, plural,
                        spatial_input, vector)
-from .sums import cells, cells_note, join_terms, product
+from .sums import cells, cells_note, frame_cells, join_terms, product
 
 __all__ = ["conv_transpose1d", "conv_transpose2d"]
 
@@ -139,16 +140,51 @@ def _stamps_step(x, w, s, d, op_pad, groups, fn) -> Step:
         one = np.zeros_like(x)
         one[cell] = x[cell]
         stamp = fn(one, w, None, s, 0, op_pad, groups, d).numpy()
-        label = f"I[{','.join(map(str, cell if x.shape[0] > 1 else cell[1:]))}]"
-        corner = ", ".join(f"{yi}·{si} = {yi * si}" for yi, si in zip(cell[1:], s))
-        formulas.append(f"{label}·K = {fmt(x[cell])}·K, corner at ({corner})")
-        stamps.extend(channel_matrices(f"{label}·K", stamp))
+        formulas.append(_stamp_formula(x, cell, s))
+        stamps.extend(channel_matrices(f"{_input_label(x, cell)}·K", stamp))
     note = ("" if len(shown) == len(every) else
             f" There are {len(every)} stamps, more than the {MAX_STAMPS} shown one by one, so these are the first "
             "3 and the last; the others follow the same rule.")
     taps = "" if max(d) == 1 else f", its taps {per_axis(d)} apart (dilation)"
     return Step(f"Each input value stamps a copy of the kernel, scaled by that value, into the output: input cell y "
-                f"puts its stamp's corner at y·s (stride {per_axis(s)}){taps}.{note}", tuple(formulas), tuple(stamps))
+                f"puts its stamp's corner at y·s (stride {per_axis(s)}){taps}.{note}", tuple(formulas), tuple(stamps),
+                _stamp_frames(x, w, s, d, op_pad, groups, fn))
+
+
+def _input_label(x, cell) -> str:
+    return f"I[{','.join(map(str, cell if x.shape[0] > 1 else cell[1:]))}]"
+
+
+def _stamp_formula(x, cell, s) -> str:
+    corner = ", ".join(f"{yi}·{si} = {yi * si}" for yi, si in zip(cell[1:], s))
+    return f"{_input_label(x, cell)}·K = {fmt(x[cell])}·K, corner at ({corner})"
+
+
+def _stamp_frames(x, w, s, d, op_pad, groups, fn) -> Frames:
+    """One frame per input cell (``sums.frame_cells``): the cell, the kernel, where its stamp lands, and
+    ``O_full`` so far: the transposed convolution of the input cells up to this one (the engine's)."""
+    cg, og = x.shape[0] // groups, w.shape[1]
+    stage = channel_matrices("I", x) + kernel_matrices("K", w)
+    first_out = len(stage)
+    stage += channel_matrices("O_full", fn(x, w, None, s, 0, op_pad, groups, d).numpy())
+    order = list(np.ndindex(*x.shape))
+    frames = []
+    for cell in frame_cells(x.shape):
+        c, y = cell[0], cell[1:]
+        group = c // cg
+        landed = tuple(cell_of(tuple(yi * si + ji * di for yi, si, ji, di in zip(y, s, j, d)))
+                       for j in np.ndindex(*w.shape[2:]))
+        marks = [Mark(c, "window", (cell_of(y),))]
+        marks += [Mark(x.shape[0] + c * og + q, "tap", tuple(cell_of(j) for j in np.ndindex(*w.shape[2:])))
+                  for q in range(og)]
+        marks += [Mark(first_out + group * og + q, "out", landed) for q in range(og)]
+        upto = np.zeros_like(x)
+        for done in order[:order.index(cell) + 1]:
+            upto[done] = x[done]
+        so_far = fn(upto, w, None, s, 0, op_pad, groups, d).numpy()
+        frames.append(Frame(_stamp_formula(x, cell, s), tuple(marks),
+                            values=tuple((first_out + q, so_far[q]) for q in range(so_far.shape[0]))))
+    return Frames(stage, tuple(frames))
 
 
 def _sum_formulas(x, w, s, d, groups, full) -> tuple[str, ...]:
