@@ -310,6 +310,50 @@ class Summary:
         return "\n".join(out)
 
 
+    def to_html(self) -> str:
+        """A self-contained HTML page (``convkit.explain.html``): the table, the totals, weight sharing and a
+        receptive-field view in which clicking a unit of a layer shows the input positions it sees."""
+        from ..explain import Explanation, Step, Table
+        from ..explain.html import to_html
+
+        header, cells, notes = self._table()
+        steps = [Step(f"Per layer, for one sample of {_shape(self.input_size)} ({self.dtype}):",
+                      tuple(notes), Table(tuple(header), tuple(tuple(row) for row in cells))),
+                 Step("Totals:", tuple(self._totals()))]
+        sharing_header, sharing = self._sharing()
+        if sharing:
+            steps.append(Step("Weight sharing: each convolution vs a fully connected layer with the same input and "
+                              "output sizes.", value=Table(tuple(sharing_header), tuple(tuple(r) for r in sharing))))
+        stack = self._field_stack()
+        if stack is not None:
+            steps.append(Step("Receptive fields: each layer that changes them, drawn as a grid of its units. The "
+                              "input positions a unit sees are the RF, Jump and Start columns above, worked out "
+                              "for that unit (Summary.field_of).", figure=stack))
+        return to_html([Explanation(f"{self.model} on input {_shape(self.input_size)}", steps, self)])
+
+    def _repr_html_(self) -> str:
+        """The page in an ``<iframe srcdoc>``, for Jupyter."""
+        from ..explain.html import iframe
+
+        return iframe(self.to_html())
+
+    def _field_stack(self):
+        """The input and every row whose receptive fields differ from the row before, or None without any."""
+        from ..explain.figures import Field, FieldStack
+
+        names, shapes, fields, previous = ["input"], [tuple(self.input_size[1:])], [], None
+        for r in self.rows:
+            if r.fields is None or (r.fields, r.output_shape) == previous:
+                continue
+            previous = (r.fields, r.output_shape)
+            spatial = tuple(r.output_shape[1:])
+            spans = tuple(tuple(f.bounds(u) for u in range(n)) for f, n in zip(r.fields, spatial))
+            fields.append(Field(len(names), 0, r.receptive_field, r.jump, r.start, spans))
+            names.append(f"{r.name} {r.kind}")
+            shapes.append(spatial)
+        return FieldStack(tuple(names), tuple(shapes), tuple(fields)) if fields else None
+
+
 def _shape(shape) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 

@@ -38,6 +38,7 @@ from ..autograd import no_grad
 from ..ops._args import conv_pads, ntuple
 from ..tensor import tensor
 from .explanation import Explanation, Matrix, Step, Table, fmt
+from .figures import Field, FieldStack
 from .operands import AXES, shape_text
 
 __all__ = ["output_size", "receptive_field"]
@@ -259,6 +260,7 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
                   "`start_l = start_{l−1} + ((k_eff − 1)/2 − p_l)·j_{l−1}` with `k_eff = d(k − 1) + 1`."
                   + (f" Element-wise layers ({', '.join(skipped)}) change nothing and are left out." if skipped else "")
                   + ("" if same else " The axes differ, so each has its own table."))]
+    stack = _field_stack(leaves, size, spatial_layers)
     for a in axes:
         axis = "" if same else f" ({names[a]})"
         r, j, start = 1, 1, 0
@@ -272,7 +274,8 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
             rows.append((name, str(k), str(s), str(d), str(p), str(k_eff), str(r_new), str(j_new), fmt(s_new)))
             r, j, start = r_new, j_new, s_new
         steps.append(Step(f"Layer by layer{axis}:", tuple(formulas),
-                          Table(("layer", "k", "s", "d", "p", "k_eff", "r", "j", "start"), tuple(rows))))
+                          Table(("layer", "k", "s", "d", "p", "k_eff", "r", "j", "start"), tuple(rows)),
+                          stack if a == 0 else None))
     if stop:
         steps.append(Step(stop))
     steps.append(_probe_step(spatial_layers, per_axis, size))
@@ -280,6 +283,28 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
                tuple(per_axis[a][i][2] for a in range(nsp))) for i, (name, _) in enumerate(spatial_layers)]
     title = f"receptive_field: {len(spatial_layers)} convolution/pooling layers on a {shape_text(size)} input"
     return Explanation(title, steps, result)
+
+
+def _field_stack(leaves, size, spatial_layers) -> FieldStack:
+    """The input and every spatial layer as grids, with each unit's field in every earlier one.
+
+    The field of layer ``l`` in layer ``m < l`` is the recurrence run over the
+    layers between them; unit ``u`` sees ``start + u·j ∓ (r − 1)/2`` there.
+    Layer shapes come from the engine's forward pass.
+    """
+    shapes = dict(zip((name for name, _ in leaves), (s[1:] for s in _forward_shapes(leaves, size))))
+    names = ("input",) + tuple(name for name, _ in spatial_layers)
+    grids = (size[1:],) + tuple(shapes[name] for name, _ in spatial_layers)
+    fields = []
+    for layer in range(1, len(names)):
+        for earlier in range(layer):
+            between = [g for _, g in spatial_layers[earlier:layer]]
+            per_axis = [rf_recurrence([g[a] for g in between])[-1] for a in range(len(grids[0]))]
+            spans = tuple(tuple((round(start + u * j - (r - 1) / 2), round(start + u * j + (r - 1) / 2))
+                                for u in range(n)) for (r, j, start), n in zip(per_axis, grids[layer]))
+            fields.append(Field(layer, earlier, tuple(f[0] for f in per_axis), tuple(f[1] for f in per_axis),
+                                tuple(f[2] for f in per_axis), spans))
+    return FieldStack(names, grids, tuple(fields))
 
 
 def _probe_step(spatial_layers, per_axis, size) -> Step:
