@@ -64,8 +64,12 @@ def _about_temporary(filename, path: Path) -> bool:
     if filename is None:
         return True
     name = Path(os.fsdecode(filename))
-    return name.parent == path.parent and name.name.startswith(f"{_PREFIX}{path.name}.") \
-        and _TEMPORARY.fullmatch(name.name) is not None
+    return name.parent == path.parent and name.name.startswith(f"{_PREFIX}{path.name}.") and is_temporary(name.name)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name has the pattern of ``atomic_file``'s temporary files (``.NAME.XXXXXXXX.tmp``)."""
+    return _TEMPORARY.fullmatch(name) is not None
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
@@ -77,7 +81,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     """
     removed = []
     for entry in Path(directory).iterdir():
-        if _TEMPORARY.fullmatch(entry.name) and entry.is_file():
+        if is_temporary(entry.name) and entry.is_file():
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
                 removed.append(entry)

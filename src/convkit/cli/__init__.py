@@ -3,15 +3,29 @@
 Each module named in ``SUBCOMMANDS`` defines ``register(subparsers)``, which
 adds its sub-command(s) with ``set_defaults(run=function)``; ``function(args)``
 returns the process exit code.
+
+``main`` handles for every sub-command: Ctrl-C (exit 130) and SIGTERM (raised
+as ``Terminated``, a KeyboardInterrupt, where the program is; exit 143), and
+a reader that closes standard output early (``convkit explain ... | head -1``):
+the command stops quietly (exit 141, as if killed by SIGPIPE).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
 
 SUBCOMMANDS = ("train", "summary", "symmetry", "explain")
+INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised like Ctrl-C's KeyboardInterrupt, so the same clean-up runs."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +45,40 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the sub-command, return its exit code."""
     args = build_parser().parse_args(argv)
+    with _sigterm_raises():
+        try:
+            code = int(args.run(args) or 0)
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            _discard_stdout()
+            return BROKEN_PIPE
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            print("terminated" if terminated else "interrupted", file=sys.stderr)
+            return TERMINATED if terminated else INTERRUPTED
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While inside, SIGTERM raises ``Terminated`` (only the main thread can set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return int(args.run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

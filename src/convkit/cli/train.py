@@ -15,33 +15,58 @@ into ``--out`` (default ``runs/<model>-<dataset>``):
 * PNG plots (unless ``--no-plots``): ``curves.png``, ``confusion_matrix.png``,
   ``misclassified.png``, ``filters.png``, ``feature_maps.png``.
 
-An existing non-empty ``--out`` is refused unless ``--resume`` is given; a
-resumed run takes its settings from the checkpoint, and options that
-contradict them are refused. Learning-rate schedules are stepped after
+A run directory belongs to one process: ``convkit train`` locks it
+(``convkit.train.rundir``) before writing anything into it, and a second
+run on it is refused, naming the process that holds it. Without
+``--out``, the first free one of ``runs/<model>-<dataset>``, ``...-2``,
+``...-3``, ... is used, so the same command can run twice. An existing
+non-empty ``--out`` is refused unless ``--resume`` is given; a resumed run
+takes its settings from the checkpoint, and options that contradict them
+are refused, as is data other than the run's (checkpoints and model files
+record the fingerprint of the data they were trained on: names, sizes and
+SHA-256 of the splits). ``--weights FILE`` starts a new run from the
+weights of a model or checkpoint file, with any settings: that is how a
+run continues at another learning rate.
+
+Everything that can be checked is checked before anything is created:
+options, ``CONVKIT_CONV_ALGORITHM``, the model (it must give one output
+per class), the validation split, that ``--out`` can be written (before
+the data load). A run that stops on an operating-system error (a full
+disk, say) says in one line which file failed and what is kept; temporary
+files of killed writes are deleted when a run starts or resumes. The last
+training batch of an epoch is dropped when it would hold a single image
+(batch normalisation cannot train on one). Learning-rate schedules are stepped after
 every batch: ``onecycle`` warms up to ``--lr`` over the first 30 % of the
 batches then anneals (cosine) to ``lr / 2.5e5``; ``cosine`` anneals from
 ``--lr`` to 0; ``step`` multiplies the lr by 0.1 after each third of the
 epochs (rounded up).
 
 Exit codes: 0 done, 1 failure (missing data, diverged training, unusable
-checkpoint), 2 usage error (bad option, unknown model, ``--out`` in use),
-130 interrupted (the checkpoint then holds the last complete epoch).
+checkpoint, operating-system error), 2 usage error (bad option, unknown
+model, ``--out`` in use, settings or data that differ from the resumed
+run's), 130 interrupted (Ctrl-C) and 143 terminated (SIGTERM): the
+checkpoint then holds the last complete epoch and the message gives the
+command that resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import re
+import shlex
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-from .. import __version__, manual_seed
-from ..backends import num_threads
+from .. import __version__, get_default_dtype, manual_seed
+from ..autograd import no_grad
+from ..backends import get_conv_algorithm, num_threads
 from ..data import (
     DataError,
     DataLoader,
@@ -65,7 +90,9 @@ from ..train import (
     save_model,
 )
 from ..train.metrics import accuracy, confusion_matrix
+from ..train.rundir import RunDirectory, RunDirectoryBusy, check_writable
 from ..train.threads import fastest_threads
+from . import INTERRUPTED, TERMINATED, Terminated
 
 DATASETS = ("fashion-mnist", "mnist")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -79,7 +106,10 @@ DEFAULTS = {
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}
 EVAL_BATCH = 1000
+CLASSES = 10  # both datasets
 CHECKPOINT, MODEL_FILE, METRICS = "checkpoint.safetensors", "model.safetensors", "metrics.json"
+# Every epoch record of a resumed run must hold these (``_finish`` and the plots read them).
+_HISTORY_KEYS = {"epoch", "lr", "train_loss", "train_accuracy", "seconds"}
 
 
 class _Exit(Exception):
@@ -96,7 +126,8 @@ def register(subparsers) -> None:
         "train", help="train a model on MNIST or Fashion-MNIST",
         description="Train a model (default LeNet-5) on Fashion-MNIST or MNIST; writes a checkpoint after "
                     "every epoch, then the model, metrics.json and plots into --out.",
-        epilog="Exit codes: 0 done, 1 failure, 2 usage error, 130 interrupted (resume with --resume).")
+        epilog="Exit codes: 0 done, 1 failure, 2 usage error, 130 interrupted, 143 terminated (resume with "
+               "--resume).")
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="a built-in model (lenet5, convnet, vgg11, ...) or a spec string such as "
                         "'conv3-16 pool2 conv3-32 pool2 flatten fc10' (default: lenet5)")
@@ -123,6 +154,10 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=_positive_int, metavar="T",
                    help="threads for convkit's kernels and the BLAS matrix products; default: the count "
                         "that runs this model's training step fastest, timed on the first batch")
+    p.add_argument("--weights", metavar="FILE",
+                   help="start a new run from the model weights of FILE (a model.safetensors or "
+                        "checkpoint.safetensors of the same model), with new optimizer and schedule")
+    _add_max_parameters(p)
     p.set_defaults(run=run_train)
 
     e = subparsers.add_parser(
@@ -136,7 +171,14 @@ def register(subparsers) -> None:
     e.add_argument("--download", action="store_true", help="download MNIST if it is not found (SHA-256 verified)")
     e.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH, metavar="B",
                    help=f"default: {EVAL_BATCH}")
+    _add_max_parameters(e)
     e.set_defaults(run=run_evaluate)
+
+
+def _add_max_parameters(parser) -> None:
+    parser.add_argument("--max-parameters", type=_positive_int, metavar="N",
+                        help="refuse models with more than N parameters (before allocating them); "
+                             "default: convkit.models.build's budget")
 
 
 # ---------------------------------------------------------------- train
@@ -149,19 +191,71 @@ def run_train(args: argparse.Namespace) -> int:
         return exc.code
 
 
+class _Job(NamedTuple):
+    """What a run trains: settings, model, data and loaders, all checked before anything is written."""
+
+    settings: dict
+    model: object
+    train_set: object
+    test_set: object
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    test_loader: DataLoader
+
+
 def _train(args: argparse.Namespace) -> int:
-    out, settings, checkpoint = _run_settings(args)
+    """Check everything that can be checked, claim the run directory, train; the order keeps failures clean.
+
+    Usage errors (exit 2) are found before anything is created; ``--out``
+    is checked for writability before the data load; the run directory is
+    locked before anything is written into it.
+    """
+    _check_environment()
+    _check_threads(args.threads)
+    given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
+    if args.resume:
+        if args.weights is not None:
+            raise _Exit("--weights starts a new run from a file's weights; it cannot be combined with --resume", 2)
+        out = args.out or _default_out(given)
+        if not (out / CHECKPOINT).is_file():
+            raise _Exit(f"no checkpoint to resume: {out / CHECKPOINT} does not exist", 1)
+        with _claim(out) as run:
+            checkpoint = _load(out / CHECKPOINT, "to resume")
+            settings = _resumed_settings(out, checkpoint, given)
+            job = _prepare(settings, args)
+            _check_same_data(checkpoint, job)
+            return _run(args, run, job, checkpoint)
+    settings = _settings(given)
+    if args.out is not None:
+        _refuse_used(RunDirectory(args.out))
+    _check_writable(args.out or Path("runs"))
+    job = _prepare(settings, args)
+    if args.weights is not None:
+        _start_from(job.model, settings["model"], args.weights)
+    with (_claim(args.out, new=True) if args.out is not None else _claim_default(_default_out(given))) as run:
+        return _run(args, run, job, None)
+
+
+def _prepare(settings: dict, args: argparse.Namespace) -> _Job:
+    """Build and check the model, load the data, make the loaders; usage errors exit 2 here."""
     manual_seed(settings["seed"])
-    try:
-        model = build(settings["model"], input_size=(1, 28, 28), num_classes=10)
-    except (ValueError, TypeError) as exc:
-        raise _Exit(str(exc), 2) from None
+    model = _build(settings["model"], args.max_parameters)
+    _check_outputs(model, settings["model"], CLASSES)
     train_set, test_set = _load_data(settings["dataset"], "train", args), _load_data(settings["dataset"], "test", args)
     train_loader, val_loader = _train_loaders(train_set, settings)
     test_loader = DataLoader(test_set.images, test_set.labels, EVAL_BATCH, mean=test_set.mean, std=test_set.std)
+    return _Job(settings, model, train_set, test_set, train_loader, val_loader, test_loader)
+
+
+def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Checkpoint | None) -> int:
+    """Train ``job`` in the claimed directory (from ``checkpoint`` when resuming), then finish the run."""
+    out, settings, model = run.path, job.settings, job.model
     optimizer = _optimizer(model, settings)
-    scheduler = _scheduler(optimizer, settings, len(train_loader))
-    config = {**settings, "classes": list(train_set.classes)}
+    scheduler = _scheduler(optimizer, settings, len(job.train_loader))
+    weights = checkpoint.config.get("weights") if checkpoint is not None else args.weights
+    config = {**settings, "classes": list(job.train_set.classes),
+              "parameters": sum(p.data.size for p in model.parameters()), "weights": weights,
+              "data": {"train": job.train_set.fingerprint(), "test": job.test_set.fingerprint()}}
     start_epoch, history = 0, []
     if checkpoint is not None:
         try:
@@ -170,69 +264,230 @@ def _train(args: argparse.Namespace) -> int:
             raise _Exit(str(exc), 1) from None
         start_epoch, history = checkpoint.epoch, checkpoint.history
         print(f"resuming {out} after epoch {start_epoch} of {settings['epochs']}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    threads = _threads(args.threads, model, train_loader)
-
+    saved = out / CHECKPOINT
     completed = start_epoch
 
     def on_epoch_end(record: dict) -> None:
         nonlocal completed
         completed = record["epoch"]
 
-    saved = out / CHECKPOINT
+    def kept() -> str:
+        if not completed:
+            return "no epoch was saved"
+        return (f"{saved} holds the last complete epoch ({completed} of {settings['epochs']}) and is intact; "
+                f"continue with: {_resume_command(out, args)}")
+
     try:
+        threads = _threads(args.threads, model, job.train_loader)
         # A diverging run overflows before its loss turns NaN; fit reports that in one line.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), num_threads(threads):
-            history = fit(model, train_loader, epochs=settings["epochs"], optimizer=optimizer, scheduler=scheduler,
-                          val_loader=val_loader, test_loader=test_loader, checkpoint_path=saved, config=config,
-                          start_epoch=start_epoch, history=history, on_epoch_end=on_epoch_end)
+            history = fit(model, job.train_loader, epochs=settings["epochs"], optimizer=optimizer,
+                          scheduler=scheduler, val_loader=job.val_loader, test_loader=job.test_loader,
+                          checkpoint_path=saved, config=config, start_epoch=start_epoch, history=history,
+                          on_epoch_end=on_epoch_end)
+        with num_threads(threads):
+            _finish(out, model, config, history, job.test_set, job.test_loader, threads, plots=not args.no_plots)
     except TrainingDiverged as exc:
-        raise _Exit(f"{exc}; {saved} holds epoch {completed}" if completed else str(exc), 1) from None
-    except KeyboardInterrupt:
-        where = (f"{saved} holds the last complete epoch ({completed} of {settings['epochs']}); continue with: "
-                 f"convkit train --out {out} --resume") if completed else "no epoch was completed"
-        print(f"convkit train: interrupted during epoch {completed + 1}; {where}", file=sys.stderr)
-        return 130
-    with num_threads(threads):
-        _finish(out, model, config, history, test_set, test_loader, threads, plots=not args.no_plots)
+        raise _Exit(f"{exc}; {_restart_hint(settings, args, out, saved if completed else None)}", 1) from None
+    except KeyboardInterrupt as exc:
+        code = TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
+        how = "terminated (SIGTERM)" if code == TERMINATED else "interrupted"
+        print(f"convkit train: {how} during epoch {min(completed + 1, settings['epochs'])}; {kept()}",
+              file=sys.stderr)
+        return code
+    except OSError as exc:
+        raise _Exit(f"{_os_error(exc)}; {kept()}", 1) from None
     return 0
 
 
-def _threads(requested: int | None, model, train_loader) -> int:
-    """``--threads``, checked against the cores; or the fastest count for this model, measured."""
+def _check_environment() -> None:
+    """Environment settings convkit reads (``CONVKIT_CONV_ALGORITHM``), checked up front: exit 2."""
+    try:
+        get_conv_algorithm()
+    except (TypeError, ValueError) as exc:
+        raise _Exit(str(exc), 2) from None
+
+
+def _check_threads(requested: int | None) -> None:
     cores = numba.config.NUMBA_NUM_THREADS
-    if requested is not None:
-        if requested > cores:
-            raise _Exit(f"--threads {requested} is more than the {cores} cores convkit can use here; "
-                        f"give 1 to {cores}", 2)
-        return requested
-    return fastest_threads(model, train_loader)
+    if requested is not None and requested > cores:
+        raise _Exit(f"--threads {requested} is more than the {cores} cores convkit can use here; "
+                    f"give 1 to {cores}", 2)
 
 
-def _run_settings(args: argparse.Namespace) -> tuple[Path, dict, Checkpoint | None]:
-    """The output directory, the run's settings and, with --resume, the checkpoint they come from.
+def _threads(requested: int | None, model, train_loader) -> int:
+    """``--threads`` (checked by ``_check_threads``), or the fastest count for this model, measured."""
+    return requested if requested is not None else fastest_threads(model, train_loader)
 
-    Refuses (exit 2) options that contradict a resumed run, and a new run into a non-empty directory.
+
+def _build(spec, max_parameters: int | None, source: Path | None = None):
+    """The model named by ``spec`` for 28x28 grey images and ten classes.
+
+    A bad spec is a usage error (exit 2), or with ``source`` (the file that
+    named it) a failure of that file (exit 1).
     """
-    given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
-    out = args.out or Path("runs") / _slug(f"{given.get('model', DEFAULTS['model'])}-"
-                                           f"{given.get('dataset', DEFAULTS['dataset'])}")
-    if not args.resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise _Exit(f"{out} already exists and is not empty; pass --resume to continue the run in it "
-                        "or choose another --out", 2)
-        return out, _settings(given), None
-    checkpoint = _load(out / CHECKPOINT, "to resume")
-    missing = [k for k in DEFAULTS if k not in checkpoint.config]
+    try:
+        return build(spec, input_size=(1, 28, 28), num_classes=CLASSES)
+    except (ValueError, TypeError) as exc:
+        raise _Exit(f"{source}: {exc}" if source else str(exc), 1 if source else 2) from None
+
+
+def _start_from(model, spec: str, weights: str) -> None:
+    """Load the model weights of a model or checkpoint file into ``model`` (exit 1 if they do not fit)."""
+    source = _load(Path(weights), "to start from")
+    try:
+        model.load_state_dict(source.model_state)
+    except ValueError as exc:
+        raise _Exit(f"--weights {weights} does not fit model {spec!r}: {exc}", 1) from None
+
+
+def _check_outputs(model, spec: str, classes: int, source: Path | None = None) -> None:
+    """Run one blank image through ``model``: it must give ``classes`` logits (exit 2, or 1 with ``source``)."""
+    code, prefix = (1, f"{source}: ") if source else (2, "")
+    model.eval()
+    try:
+        with no_grad():
+            shape = model(np.zeros((1, 1, 28, 28), dtype=get_default_dtype())).shape
+    except (ValueError, TypeError) as exc:
+        raise _Exit(f"{prefix}model {spec!r} does not run on 28x28 grey images: {exc}", code) from None
+    finally:
+        model.train()
+    if shape != (1, classes):
+        raise _Exit(f"{prefix}model {spec!r} gives outputs of shape {shape[1:]} per image, but the dataset has "
+                    f"{classes} classes; end it with fc{classes}", code)
+
+
+def _default_out(given: dict) -> Path:
+    return Path("runs") / _slug(f"{given.get('model', DEFAULTS['model'])}-{given.get('dataset', DEFAULTS['dataset'])}")
+
+
+def _refuse_used(run: RunDirectory) -> None:
+    """Exit 2 if ``run``'s directory holds anything but a lock file and temporary files (of killed writes)."""
+    if run.path.exists() and not run.path.is_dir():
+        raise _Exit(f"--out {run.path} is a file, not a directory", 2)
+    if run.entries():
+        raise _Exit(f"{run.path} already exists and is not empty; pass --resume to continue the run in it "
+                    "or choose another --out", 2)
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise _Exit(f"{_os_error(exc)}; nothing was written", 1) from None
+
+
+def _claim(out: Path, new: bool = False) -> RunDirectory:
+    """Lock ``out`` for this process (exit 2 if another holds it); a new run also needs it empty."""
+    run = RunDirectory(out)
+    try:
+        run.acquire()
+    except RunDirectoryBusy as exc:
+        raise _Exit(f"{exc}; wait for it to finish or choose another --out", 2) from None
+    except OSError as exc:
+        raise _Exit(f"{_os_error(exc)}; nothing was written", 1) from None
+    if new:
+        try:
+            _refuse_used(run)
+        except _Exit:
+            run.release()
+            raise
+    return run
+
+
+def _claim_default(base: Path) -> RunDirectory:
+    """The first of ``base``, ``base-2``, ``base-3``, ... that is free (empty or absent, unlocked), locked."""
+    for n in itertools.count(1):
+        run = RunDirectory(base if n == 1 else base.with_name(f"{base.name}-{n}"))
+        if run.path.exists() and (not run.path.is_dir() or run.entries()):
+            continue
+        try:
+            run.acquire()
+        except RunDirectoryBusy:
+            continue
+        except OSError as exc:
+            raise _Exit(f"{_os_error(exc)}; nothing was written", 1) from None
+        if not run.entries():
+            return run
+        run.release()
+    raise AssertionError("unreachable")
+
+
+def _resumed_settings(out: Path, checkpoint: Checkpoint, given: dict) -> dict:
+    """The settings of the run in ``out`` (validated); exit 2 if options given contradict them."""
+    config = checkpoint.config
+    missing = [k for k in DEFAULTS if k not in config]
     if missing:
-        raise _Exit(f"{out / CHECKPOINT} was not written by convkit train (its config lacks {missing})", 1)
-    settings = {k: checkpoint.config[k] for k in DEFAULTS}
+        raise _Exit(f"{checkpoint.path} was not written by convkit train (its config lacks {missing})", 1)
+    settings = {k: config[k] for k in DEFAULTS}
+    for key, value in settings.items():
+        valid, expected = _SETTING_RULES[key]
+        if not valid(value):
+            raise _Exit(f"{checkpoint.path} is corrupt: config field {key!r} is {value!r}; expected {expected}", 1)
+    if checkpoint.epoch > settings["epochs"]:
+        raise _Exit(f"{checkpoint.path} is corrupt: state field 'epoch' is {checkpoint.epoch}, more than the "
+                    f"run's {settings['epochs']} epochs", 1)
+    if len(checkpoint.history) != checkpoint.epoch or any(
+            not _HISTORY_KEYS <= record.keys() for record in checkpoint.history):
+        raise _Exit(f"{checkpoint.path} is corrupt: state field 'history' does not hold one record "
+                    f"({', '.join(sorted(_HISTORY_KEYS))}) per epoch done ({checkpoint.epoch})", 1)
     conflicts = [f"--{k.replace('_', '-')} {v} (the run has {settings[k]})"
                  for k, v in given.items() if settings[k] != v]
     if conflicts:
         raise _Exit(f"{out} was trained with other settings; drop " + ", ".join(conflicts)
-                    + " or train into a new --out", 2)
-    return out, settings, checkpoint
+                    + " or train into a new --out (to restart from its weights with other settings: "
+                    f"--weights {out / CHECKPOINT})", 2)
+    return settings
+
+
+def _check_same_data(checkpoint: Checkpoint, job: _Job) -> None:
+    """Exit 2 if the data found now differ from the data the checkpoint was trained on (its fingerprints)."""
+    recorded = checkpoint.config.get("data")
+    if recorded is None:
+        print(f"convkit train: {checkpoint.path} records no data fingerprint (an older convkit wrote it); "
+              "the data cannot be checked", file=sys.stderr)
+        return
+    differences = []
+    for dataset in (job.train_set, job.test_set):
+        now = dataset.fingerprint()
+        then = recorded.get(dataset.split) if isinstance(recorded, dict) else None
+        if not isinstance(then, dict):
+            raise _Exit(f"{checkpoint.path} is corrupt: config field 'data' lacks the {dataset.split} split", 1)
+        differences += [f"{dataset.split} {key} {then.get(key)!r} then, {now[key]!r} now"
+                        for key in ("name", "size", "sha256") if then.get(key) != now[key]]
+    if differences:
+        raise _Exit(f"{checkpoint.path} was trained on other data than found now ({'; '.join(differences)}); "
+                    "pass the run's --data-dir, or train into a new --out", 2)
+
+
+def _resume_command(out: Path, args: argparse.Namespace) -> str:
+    words = ["convkit", "train", "--out", str(out), "--resume"]
+    if args.data_dir is not None:
+        words += ["--data-dir", str(args.data_dir)]
+    return shlex.join(words)
+
+
+def _restart_hint(settings: dict, args: argparse.Namespace, out: Path, saved: Path | None) -> str:
+    """The exact command that trains this run again at a tenth of its learning rate (from ``saved``'s weights)."""
+    options = {**settings, "lr": settings["lr"] / 10, "weights": None if saved is None else str(saved)}
+    words = ["convkit", "train", options.pop("model")]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words += [flag] if value else []
+        elif value is not None:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if args.data_dir is not None:
+        words += ["--data-dir", str(args.data_dir)]
+    words += ["--out", f"{out}-restart" if saved is not None else str(out)]
+    where = f"restart from the weights of {saved}" if saved is not None else "train again"
+    return f"{where} at a lower learning rate: {shlex.join(words)}"
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which path."""
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    return f"cannot write{where}: {exc.strerror or exc}"
 
 
 def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_loader, threads: int,
@@ -281,20 +536,34 @@ def _load_data(name: str, split: str, args: argparse.Namespace):
 
 
 def _train_loaders(train_set, settings: dict) -> tuple[DataLoader, DataLoader | None]:
-    """The shuffled (and maybe augmented) training loader, and the validation loader if a share is held out."""
+    """The shuffled (and maybe augmented) training loader, and the validation loader if a share is held out.
+
+    A last batch of a single image is dropped (batch normalisation cannot
+    train on one image); evaluation loaders keep every image. Exit 2 if the
+    validation share leaves fewer than two training images.
+    """
     images, labels = train_set.images, train_set.labels
     val_loader = None
-    if settings["val_fraction"] > 0:
-        train_idx, val_idx = train_val_split(len(labels), settings["val_fraction"], settings["seed"])
+    fraction, n = settings["val_fraction"], len(labels)
+    if fraction > 0:
+        try:
+            train_idx, val_idx = train_val_split(n, fraction, settings["seed"])
+        except ValueError:
+            raise _Exit(f"--val-fraction {fraction} of the {n} training images leaves no validation or no "
+                        "training images; choose a smaller (or larger) share", 2) from None
         val_loader = DataLoader(images[val_idx], labels[val_idx], EVAL_BATCH,
                                 mean=train_set.mean, std=train_set.std)
         images, labels = images[train_idx], labels[train_idx]
+    if len(labels) < 2:
+        held = f" after --val-fraction {fraction}" if fraction > 0 else ""
+        raise _Exit(f"{len(labels)} training image(s){held}: too few to train on; at least 2 are needed", 2)
     augment = ()
     if settings["augment"]:
         # Mirroring changes digits (a mirrored 2 is no digit), not clothes.
         augment = (RandomCrop(28, padding=2),) + ((RandomHorizontalFlip(),) if train_set.name != "mnist" else ())
     loader = DataLoader(images, labels, settings["batch_size"], shuffle=True, seed=settings["seed"],
-                        mean=train_set.mean, std=train_set.std, augment=augment)
+                        mean=train_set.mean, std=train_set.std, augment=augment,
+                        drop_last=len(labels) % settings["batch_size"] == 1)
     return loader, val_loader
 
 
@@ -344,15 +613,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    _check_environment()
     checkpoint = _load(args.checkpoint, "to evaluate")
     settings = checkpoint.config
-    if "model" not in settings:
-        raise _Exit(f"{args.checkpoint} does not say which model it holds (no 'model' in its config)", 1)
+    if not isinstance(settings.get("model"), str):
+        raise _Exit(f"{args.checkpoint} does not say which model it holds (config field 'model' is "
+                    f"{settings.get('model')!r}; expected a model name or spec string)", 1)
     dataset = args.dataset or settings.get("dataset")
     if dataset is None:
         raise _Exit(f"{args.checkpoint} does not name its dataset; pass --dataset", 2)
+    if dataset not in DATASETS:
+        raise _Exit(f"{args.checkpoint}: config field 'dataset' is {dataset!r}; expected one of {DATASETS} "
+                    "(or pass --dataset)", 1)
+    model = _build(settings["model"], args.max_parameters, source=args.checkpoint)
+    _check_outputs(model, settings["model"], CLASSES, source=args.checkpoint)
     try:
-        model = build(settings["model"], input_size=(1, 28, 28), num_classes=10)
         checkpoint.restore(model)
     except ValueError as exc:
         raise _Exit(str(exc), 1) from None
@@ -443,3 +718,28 @@ def _parse(kind, text: str, expected: str):
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What each setting read back from a checkpoint must be (the options' own ranges): a check and its description.
+_SETTING_RULES = {
+    "model": (lambda v: isinstance(v, str), "a model name or spec string"),
+    "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "lr": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+    "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
+    "schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+    "augment": (lambda v: isinstance(v, bool), "true or false"),
+    "val_fraction": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+}

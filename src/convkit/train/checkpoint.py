@@ -22,11 +22,21 @@ Metadata keys of both (all strings, as the format requires): ``format``
 ``convkit_version``, ``config`` (JSON) and for checkpoints ``state`` (JSON).
 A file of another format version is refused with a message naming both
 versions, rather than misread.
+
+Everything read from the JSON is checked before use, field by field, and a
+wrong one raises ValueError naming the file and the field (``state.epoch``,
+``state.optimizer.param_groups[0].lr``, ...): ``load_checkpoint`` checks
+types and ranges (epoch a non-negative int, history a list of records of
+numbers, the optimizer state's layout, the generator state);
+``Checkpoint.restore`` checks the saved optimizer and scheduler states
+against the layout of the ones it restores into (same entries, same kinds
+of value, arrays of the parameters' shapes) before loading anything.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,13 +104,17 @@ class Checkpoint:
             if self.optimizer_state is None:
                 raise ValueError(f"{self.path} is a {self.kind} file without optimizer state; "
                                  "resume from a checkpoint file")
+            _check_optimizer_fits(self.path, self.optimizer_state, optimizer)
+        if scheduler is not None:
+            if self.scheduler_state is None:
+                raise ValueError(f"{self.path} holds no learning-rate scheduler state")
+            _check_like(self.path, self.scheduler_state, scheduler.state_dict(), "state.scheduler")
+        if optimizer is not None:
             try:
                 optimizer.load_state_dict(self.optimizer_state)
             except ValueError as exc:
                 raise ValueError(f"{self.path}: the saved optimizer state does not fit: {exc}") from None
         if scheduler is not None:
-            if self.scheduler_state is None:
-                raise ValueError(f"{self.path} holds no learning-rate scheduler state")
             scheduler.load_state_dict(self.scheduler_state)
         if self.rng_state is not None:
             convkit_random.generator().bit_generator.state = self.rng_state
@@ -170,12 +184,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     missing = {"epoch", "history", "optimizer", "scheduler", "rng"} - state.keys()
     if missing:
         raise ValueError(f"{path} is corrupt: its training state lacks {sorted(missing)}")
+    state["optimizer"] = _refs_to_arrays(path, state["optimizer"], tensors)
+    _check_state(path, state)
     return Checkpoint(
         kind="checkpoint",
         model_state={k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")},
         epoch=state["epoch"],
         history=state["history"],
-        optimizer_state=_refs_to_arrays(path, state["optimizer"], tensors),
+        optimizer_state=state["optimizer"],
         scheduler_state=state["scheduler"],
         rng_state=state["rng"],
         **common,
@@ -186,7 +202,7 @@ def _json_entry(path: Path, metadata: dict[str, str], key: str) -> dict:
     """The JSON object stored under ``key`` in the metadata; ValueError if absent or invalid."""
     try:
         value = json.loads(metadata[key])
-    except (KeyError, json.JSONDecodeError) as exc:
+    except (KeyError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path} is corrupt: its metadata entry {key!r} is missing or not JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ValueError(f"{path} is corrupt: its metadata entry {key!r} is not a JSON object")
@@ -222,3 +238,142 @@ def _refs_to_arrays(path: Path, value, tensors: dict[str, np.ndarray]):
     if isinstance(value, list):
         return [_refs_to_arrays(path, v, tensors) for v in value]
     return value
+
+
+def _corrupt(path: Path, field: str, value, expected: str) -> ValueError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return ValueError(f"{path} is corrupt: field {field} is {shown}; expected {expected}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_state(path: Path, state: dict) -> None:
+    """The training state's JSON fields, checked for type and range; ValueError naming the field."""
+    epoch = state["epoch"]
+    if not _is_int(epoch) or epoch < 0:
+        raise _corrupt(path, "state.epoch", epoch, "a non-negative integer")
+    history = state["history"]
+    if not isinstance(history, list):
+        raise _corrupt(path, "state.history", history, "a list of epoch records")
+    for i, record in enumerate(history):
+        if not isinstance(record, dict):
+            raise _corrupt(path, f"state.history[{i}]", record, "an object of numbers")
+        for key, value in record.items():
+            if not _is_number(value):
+                raise _corrupt(path, f"state.history[{i}].{key}", value, "a number")
+        if not _is_int(record.get("epoch")) or record["epoch"] != i + 1:
+            raise _corrupt(path, f"state.history[{i}].epoch", record.get("epoch"), f"the integer {i + 1}")
+    if state["optimizer"] is not None:
+        _check_optimizer_layout(path, state["optimizer"])
+    if state["scheduler"] is not None and not isinstance(state["scheduler"], dict):
+        raise _corrupt(path, "state.scheduler", state["scheduler"], "an object or null")
+    if state["rng"] is not None:
+        _check_rng(path, state["rng"])
+
+
+def _check_optimizer_layout(path: Path, value) -> None:
+    """``{"state": {index: {name: array or number}}, "param_groups": [{..., "params": [index, ...]}]}``."""
+    field = "state.optimizer"
+    if not isinstance(value, dict) or value.keys() != {"state", "param_groups"}:
+        raise _corrupt(path, field, value, "an object of 'state' and 'param_groups'")
+    groups = value["param_groups"]
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise _corrupt(path, f"{field}.param_groups", groups, "a list of objects")
+    indices = []
+    for i, group in enumerate(groups):
+        params = group.get("params")
+        if not isinstance(params, list) or not all(_is_int(k) and k >= 0 for k in params):
+            raise _corrupt(path, f"{field}.param_groups[{i}].params", params, "a list of parameter indices")
+        indices += params
+        for key, option in group.items():
+            if key != "params" and not _plain_option(option):
+                raise _corrupt(path, f"{field}.param_groups[{i}].{key}", option,
+                               "a number, boolean, string or list of numbers")
+    if len(set(indices)) != len(indices):
+        raise _corrupt(path, f"{field}.param_groups", indices, "each parameter index once")
+    entries = value["state"]
+    if not isinstance(entries, dict):
+        raise _corrupt(path, f"{field}.state", entries, "an object")
+    for key, entry in entries.items():
+        if not key.isdigit() or int(key) not in indices:
+            raise _corrupt(path, f"{field}.state", key, f"keys among the parameter indices {sorted(indices)}")
+        if not isinstance(entry, dict) or not all(isinstance(v, np.ndarray) or _is_number(v) for v in entry.values()):
+            raise _corrupt(path, f"{field}.state.{key}", entry, "an object of arrays and numbers")
+
+
+def _plain_option(value) -> bool:
+    """An optimizer option as JSON holds one: a finite number, a boolean, a string, None, or a list of numbers."""
+    if isinstance(value, list):
+        return all(_is_number(v) and math.isfinite(v) for v in value)
+    return value is None or isinstance(value, (bool, str)) or (_is_number(value) and math.isfinite(value))
+
+
+def _check_rng(path: Path, rng) -> None:
+    """The generator state must be one that convkit's generator accepts (tried on a fresh generator)."""
+    kind = type(convkit_random.generator().bit_generator)
+    try:
+        if not isinstance(rng, dict) or rng.get("bit_generator") != kind.__name__:
+            raise ValueError
+        kind().state = rng
+    except (ValueError, TypeError, KeyError, OverflowError):
+        raise _corrupt(path, "state.rng", rng, f"the state of a {kind.__name__} generator") from None
+
+
+def _check_optimizer_fits(path: Path, saved: dict, optimizer: Optimizer) -> None:
+    """The saved optimizer state against ``optimizer``'s own layout: groups, options, and array shapes."""
+    own = optimizer.state_dict()
+    if len(saved["param_groups"]) != len(own["param_groups"]):
+        raise _corrupt(path, "state.optimizer.param_groups", saved["param_groups"],
+                       f"{len(own['param_groups'])} parameter group(s)")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for i, (group, reference) in enumerate(zip(saved["param_groups"], own["param_groups"])):
+        field = f"state.optimizer.param_groups[{i}]"
+        if len(group["params"]) != len(reference["params"]):
+            raise _corrupt(path, f"{field}.params", group["params"], f"{len(reference['params'])} indices")
+        for key, value in group.items():
+            if key != "params" and key in reference:
+                _check_like(path, value, reference[key], f"{field}.{key}")
+    order = [k for group in saved["param_groups"] for k in group["params"]]
+    for key, entry in saved["state"].items():
+        param = params[order.index(int(key))]
+        for name, value in entry.items():
+            if isinstance(value, np.ndarray) and value.shape not in (param.shape, ()):
+                raise _corrupt(path, f"state.optimizer.state.{key}.{name}", f"an array of shape {value.shape}",
+                               f"the parameter's shape {param.shape}")
+
+
+def _check_like(path: Path, value, reference, field: str) -> None:
+    """``value`` must have ``reference``'s structure: the same keys, lengths and kinds of value, recursively.
+
+    Numbers may differ in value (finite; an int where the reference has
+    one), as may booleans; strings and None must be the same.
+    """
+    if isinstance(reference, dict):
+        if not isinstance(value, dict) or value.keys() != reference.keys():
+            raise _corrupt(path, field, value, f"an object with the entries {sorted(reference)}")
+        for key in reference:
+            _check_like(path, value[key], reference[key], f"{field}.{key}")
+    elif isinstance(reference, (list, tuple)):
+        if not isinstance(value, list) or len(value) != len(reference):
+            raise _corrupt(path, field, value, f"a list of {len(reference)}")
+        for i, (v, r) in enumerate(zip(value, reference)):
+            _check_like(path, v, r, f"{field}[{i}]")
+    elif isinstance(reference, bool):
+        if not isinstance(value, bool):
+            raise _corrupt(path, field, value, "true or false")
+    elif reference is None or isinstance(reference, str):
+        if value != reference:
+            raise _corrupt(path, field, value, repr(reference))
+    elif _is_int(reference):
+        if not _is_int(value):
+            raise _corrupt(path, field, value, "an integer")
+    elif _is_number(reference):
+        if not (_is_number(value) and math.isfinite(value)):
+            raise _corrupt(path, field, value, "a finite number")
