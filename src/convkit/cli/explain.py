@@ -11,6 +11,11 @@ Examples::
     convkit explain conv2d --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1" --grad
     convkit explain output-size --spec "conv3-10 pool2" --input 1x28x28
     convkit explain maxpool --input "1 3 0 1; 2 4 1 5; 0 1 2 2; 1 0 3 1" --kernel-size 2
+    convkit explain conv2d --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1" --format html -o conv.html
+
+``--format html`` writes one self-contained interactive page (``convkit.explain.html``);
+``-o FILE`` writes any format to FILE atomically instead of printing it (a
+failed write prints one line and exits 1).
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import re
 import sys
 
 from .. import explain
+from .._io import atomic_file
+from ..explain.html import to_html
 from ..explain.parse import load_array
 
-FORMATS = ("text", "markdown", "latex")
+FORMATS = ("text", "markdown", "latex", "html")
 
 _GRID = '"1 2 0; 0 1 2; 2 0 1"'
 EXAMPLES = {
@@ -154,12 +161,31 @@ def run(args) -> int:
             message += f"; a working example: {EXAMPLES[args.topic]}"
         print(f"convkit explain {args.topic}: {message}", file=sys.stderr)
         return 2
-    print("\n\n".join(e.render(args.format) for e in explanations))
+    if args.format == "html":
+        text = to_html(explanations)
+    else:
+        text = "\n\n".join(e.render(args.format) for e in explanations) + "\n"
+    return write_output(text, args.output, f"convkit explain {args.topic}")
+
+
+def write_output(text: str, path: str | None, prog: str) -> int:
+    """``text`` to stdout, or to ``path`` atomically; a failed write is one line on stderr and exit code 1."""
+    if path is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with atomic_file(path) as f:
+            f.write(text.encode("utf-8"))
+    except OSError as err:
+        print(f"{prog}: could not write {path}: {err.strerror or err}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _add_format(p) -> None:
-    p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="output format (default: text); html is one self-contained interactive page")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
 
 
 def _add_operands(p, bias: bool = True) -> None:

@@ -17,6 +17,7 @@ examples:
   convkit summary vgg16 --input 3x224x224 --format markdown
   convkit summary "conv3-10 pool2 conv3-10 pool2 flatten fc3" --input 1x28x28 --format json
   convkit summary my_nets.py:make_net --input 3x32x32
+  convkit summary lenet5 --format html -o lenet5.html
 
 MODEL as FILE.py:FACTORY imports FILE.py, which runs the code in it, and
 calls FACTORY() with no arguments for the model: use it on your own files.
@@ -37,8 +38,10 @@ def register(subparsers) -> None:
                              "FILE.py:FACTORY (imports FILE.py, running its code, and calls FACTORY())")
     parser.add_argument("--input", default="1x28x28", metavar="CxHxW",
                         help="one sample's shape without the batch axis, e.g. 3x224x224 (default: 1x28x28)")
-    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table",
-                        help="output format (default: table)")
+    parser.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table",
+                        help="output format (default: table); html is a self-contained page with a clickable "
+                             "receptive-field view")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     parser.add_argument("--num-classes", type=int, default=10, metavar="N",
                         help="outputs of a built-in model (default: 10)")
     parser.set_defaults(run=run)
@@ -47,6 +50,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Print the summary in the chosen format; one line on stderr and exit code 2 on a bad argument."""
     from ..analysis import summary
+    from .explain import write_output
 
     try:
         input_size = parse_size(args.input)
@@ -55,13 +59,10 @@ def run(args) -> int:
     except (ValueError, TypeError) as err:
         print(f"convkit summary: error: {err}", file=sys.stderr)
         return 2
-    if args.format == "json":
-        print(result.to_json())
-    elif args.format == "markdown":
-        print(result.to_markdown())
-    else:
-        print(result)
-    return 0
+    renderings = {"json": result.to_json, "markdown": result.to_markdown, "html": result.to_html,
+                  "table": result.__str__}
+    text = renderings[args.format]()
+    return write_output(text if text.endswith("\n") else text + "\n", args.output, "convkit summary")
 
 
 def parse_size(text: str) -> tuple[int, ...]:

@@ -75,7 +75,8 @@ def im2col(input, weight, bias=None, stride=1, padding=0, dilation=1, *, padding
     positions = list(np.ndindex(*out.shape[1:]))
 
     def column(p: int) -> str:
-        return f"column {p} = window of O[{','.join(map(str, positions[p]))}] = [{', '.join(fmt(v) for v in cols[:, p])}]"
+        window = ", ".join(fmt(v) for v in cols[:, p])
+        return f"column {p} = window of O[{','.join(map(str, positions[p]))}] = [{window}]"
 
     steps.append(Step(
         f"im2col copies every window of {iname} into one column (PyTorch's unfold): the {cols.shape[0]} rows are "

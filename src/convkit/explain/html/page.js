@@ -208,7 +208,8 @@
         if (spans.every(function (s) { return s; })) paint(grids[f.earlier], box, "rgba(47, 111, 223, 0.55)");
         lines.push("  sees in " + fig.names[f.earlier] + ": " +
                    spans.map(function (s, a) { return span(axes[a], s); }).join(", ") +
-                   "  (size " + f.size.join("×") + ", jump " + f.jump.join("×") + ", start " + f.start.join(", ") + ")");
+                   "  (size " + f.size.join("×") + ", jump " + f.jump.join("×") +
+                   ", start " + f.start.join(", ") + ")");
       });
       if (lines.length === 1) lines.push("  (the input: it sees itself)");
       info.textContent = lines.join("\n");
