@@ -9,11 +9,17 @@ each either loads correctly or raises ValueError / TypeError, and what it
 returns is never larger than the file.
 """
 
+import gzip
+import tracemalloc
+import zlib
+
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convkit.nn as nn
 from convkit import models
+from convkit.data import read_idx, write_idx
 from convkit.models import budget
 from convkit.models.spec import spec_parameters
 
@@ -102,3 +108,107 @@ def test_any_string_is_sized_or_refused_with_a_value_error(spec, size):
     else:
         with pytest.raises(ValueError, match="more than the budget"):
             models.from_spec(spec, size, max_parameters=100_000)
+
+
+# ----------------------------------------------------------------- IDX files
+
+def idx_header(code, *sizes):
+    return bytes([0, 0, code, len(sizes)]) + b"".join(s.to_bytes(4, "big") for s in sizes)
+
+
+def gzip_of_zeros(prefix: bytes, n: int) -> bytes:
+    """gzip of ``prefix`` then ``n`` zero bytes, compressed chunk by chunk (about 1000:1)."""
+    out = zlib.compressobj(9, zlib.DEFLATED, 31)   # wbits 31: gzip framing
+    parts = [out.compress(prefix)]
+    zeros = bytes(1 << 20)
+    parts += [out.compress(zeros[:min(len(zeros), n - i)]) for i in range(0, n, len(zeros))]
+    return b"".join(parts + [out.flush()])
+
+
+def test_a_gzip_bomb_is_refused_after_reading_what_its_header_implies(tmp_path):
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(gzip_of_zeros(idx_header(0x08, 10, 28, 28), 32 << 20))   # 32 KB that inflate to 32 MB
+    assert path.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (f"read_idx: {path} is followed by trailing bytes: shape (10, 28, 28) of uint8 needs "
+                               f"7856 bytes (16 header + data), its decompressed content has 7857 or more "
+                               f"(reading stopped there)")
+    assert peak < 1 << 20   # not the 32 MB the stream inflates to
+
+
+def test_a_header_claiming_more_than_the_gzip_file_can_inflate_to_is_refused_before_reading(tmp_path):
+    path = tmp_path / "claims-a-terabyte.gz"
+    path.write_bytes(gzip_of_zeros(idx_header(0x08, 10**6, 10**3, 10**3), 4 << 20))
+    with pytest.raises(ValueError, match=rf"{path} is truncated or corrupt: shape \(1000000, 1000, 1000\) of uint8 "
+                                         rf"needs 1000000000016 bytes .* more than its {path.stat().st_size} "
+                                         rf"compressed bytes can inflate to \(deflate expands at most 1032:1\)"):
+        read_idx(path)
+
+
+def test_a_short_stream_allocates_only_what_it_holds(tmp_path):
+    # The header claims 400 MB, which 400 kB of gzip could hold; the stream holds 400 kB of random bytes.
+    noise = np.random.default_rng(0).integers(0, 256, 400_000, dtype=np.uint8).tobytes()
+    path = tmp_path / "short.gz"
+    path.write_bytes(gzip.compress(idx_header(0x0D, 100, 1000, 1000) + noise))
+    assert 400 * 10**6 < 1032 * path.stat().st_size
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"short.gz is truncated: shape \(100, 1000, 1000\) of float32 needs "
+                                             r"400000016 bytes \(16 header \+ data\), its decompressed content "
+                                             r"has 400016$"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def _idx_outcome(path, content_size):
+    """read_idx(path): an array no larger than the content, or a ValueError naming the file."""
+    try:
+        array = read_idx(path)
+    except ValueError as err:
+        assert str(path) in str(err)
+        return None
+    assert array.nbytes <= content_size and array.dtype.isnative and array.flags.writeable
+    return array
+
+
+@FAST
+@given(st.binary(max_size=64), st.booleans())
+def test_arbitrary_bytes_are_read_or_refused_with_a_value_error(tmp_path, content, gz):
+    path = tmp_path / "any.idx"
+    path.write_bytes(gzip.compress(content) if gz else content)
+    _idx_outcome(path, len(content))
+
+
+GOOD_IDX = idx_header(0x0B, 2, 3) + np.arange(6, dtype=">i2").tobytes()
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(0, len(GOOD_IDX) - 1), st.integers(0, 255)), max_size=4),
+       st.integers(0, len(GOOD_IDX)), st.binary(max_size=8), st.booleans())
+def test_mutated_idx_files_are_read_or_refused_with_a_value_error(tmp_path, flips, keep, tail, gz):
+    content = bytearray(GOOD_IDX)
+    for at, value in flips:
+        content[at] = value
+    content = bytes(content[:keep]) + tail
+    path = tmp_path / "mutated.idx"
+    path.write_bytes(gzip.compress(content) if gz else content)
+    array = _idx_outcome(path, len(content))
+    if content == GOOD_IDX:
+        np.testing.assert_array_equal(array, np.arange(6).reshape(2, 3))
+
+
+@FAST
+@given(st.binary(min_size=2, max_size=200).map(lambda b: b"\x1f\x8b" + b))
+def test_arbitrary_gzip_lookalikes_are_refused_with_a_value_error(tmp_path, content):
+    path = tmp_path / "lookalike.gz"
+    path.write_bytes(content)
+    _idx_outcome(path, 1032 * len(content))

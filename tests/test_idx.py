@@ -134,3 +134,38 @@ def test_write_rejects_what_idx_cannot_hold(tmp_path, array, error, match):
     with pytest.raises(error, match=match):
         write_idx(tmp_path / "x", array)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("content, match", [
+    # sizes whose product overflows 64-bit integers are compared exactly, as Python ints
+    (header(0x0E, *[2**32 - 1] * 8) + bytes(8), rf"truncated.*of float64 needs {36 + 8 * (2**32 - 1) ** 8} bytes"),
+    (header(0x08, 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(3), r"\(4294967295, 4294967295, 4294967295\) of uint8"),
+    (header(0x08, *[2] * 64), rf"shape \(2, 2, .*\) of uint8 needs {2**64 + 260} bytes \(260 header"),
+    (header(0x08, *[1] * 64)[:200], r"header for 64 dimensions needs 260 bytes.* has 200"),
+    (header(0x08, *[1] * 65) + b"x", r"declares 65 dimensions in its (decompressed )?content; expected 1 to 64"),
+    (header(0x08, 0, 7) + b"x", r"trailing bytes: shape \(0, 7\) of uint8 needs 12 bytes"),
+])
+def test_absurd_headers_are_refused_without_reading_their_claims(tmp_path, gz, content, match):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(gzip.compress(content) if gz else content)
+    with pytest.raises(ValueError, match=match) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0, 2), (1,) * 64])
+def test_empty_and_many_dimensional_arrays_round_trip(tmp_path, shape):
+    write_idx(tmp_path / "a.gz", np.zeros(shape, np.int16))
+    back = read_idx(tmp_path / "a.gz")
+    assert back.shape == shape and back.dtype == np.int16
+
+
+def test_data_after_the_gzip_stream_is_refused(tmp_path):
+    good = gzip.compress(header(0x08, 3) + b"abc")
+    (tmp_path / "garbage.gz").write_bytes(good + b"garbage")
+    with pytest.raises(ValueError, match=r"garbage.gz is not a valid gzip file"):
+        read_idx(tmp_path / "garbage.gz")
+    (tmp_path / "second-member.gz").write_bytes(good + gzip.compress(b"x"))
+    with pytest.raises(ValueError, match=r"trailing bytes: shape \(3,\) of uint8 needs 11 bytes.* has 12 or more"):
+        read_idx(tmp_path / "second-member.gz")

@@ -14,8 +14,10 @@ first four bytes read as one uint32 are the "magic number": 2051
 (0x00000803: uint8, 3 dims) for MNIST images, 2049 (0x00000801: uint8,
 1 dim) for labels.
 
-Files are read whole and checked against that length; gzip is recognised
-by its content (bytes 1f 8b), whatever the name. Writing goes to a
+Files are read header first and never beyond the length it implies, so a
+hostile file (a gzip bomb, a header claiming terabytes) costs no more
+memory than the data its header describes; gzip is recognised by its
+content (bytes 1f 8b), whatever the name. Writing goes to a
 temporary file in the same directory, then ``os.replace``: a reader never
 sees half a file.
 """
@@ -23,6 +25,7 @@ sees half a file.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -42,22 +45,23 @@ _CODE_TO_DTYPE = {
 _KIND_TO_CODE = {(dt.kind, dt.itemsize): code for code, dt in _CODE_TO_DTYPE.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 _SUPPORTED = "uint8, int8, int16, int32, float32, float64"
-
-
-def _read_bytes(path: Path) -> tuple[bytes, bool]:
-    """The file's content, decompressed if it starts with the gzip magic; and whether it did."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data.startswith(_GZIP_MAGIC):
-        return data, False
-    try:
-        return gzip.decompress(data), True
-    except (EOFError, OSError, zlib.error) as exc:
-        raise ValueError(f"read_idx: {path} is not a valid gzip file ({exc})") from None
+_CHUNK = 1 << 20   # bytes per read: a read of n bytes may allocate n before it knows how many come
+_MAX_NDIM = 64   # NumPy 2's NPY_MAXDIMS: IDX allows 255, an ndarray no more than this
+# Deflate's largest expansion (zlib's technical notes: 1032:1): no gzip file of n bytes inflates beyond this * n.
+_MAX_DEFLATE_RATIO = 1032
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into a native-endian ndarray.
+
+    The file is untrusted: the header is read and checked first, the size
+    it implies is computed with Python ints (no overflow), and the data are
+    read in chunks, never more than that size plus one byte (which reveals
+    trailing data). A raw file's size is checked before its data are read;
+    a gzip file's implied size must be one its compressed size can inflate
+    to (deflate expands at most 1032:1), so a small file whose header claims
+    terabytes is refused at once, and a gzip bomb whose header claims little
+    is refused after reading that little.
 
     Args:
         path: the file. Compression is detected from the content (gzip
@@ -70,9 +74,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises:
         FileNotFoundError: no such file.
         ValueError: bad magic (first two bytes not zero), unknown dtype code,
-            zero dimensions, or a length other than
+            0 dimensions or more than NumPy's 64, a broken gzip stream, or a length other than
             ``4 + 4*ndim + prod(sizes)*itemsize`` bytes (truncated file or
-            trailing bytes); the message names the file and both counts.
+            trailing bytes); the message names the file, what its header
+            says and what was found.
 
     >>> import tempfile, pathlib, numpy as np
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.idx.gz"
@@ -82,39 +87,70 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
            [3, 4, 5]], dtype=int16)
     """
     path = Path(path)
-    data, compressed = _read_bytes(path)
-    what = f"{path} ({'decompressed ' if compressed else ''}{len(data)} bytes)"
-    if len(data) < 4:
-        raise ValueError(f"read_idx: {what} is too short for the 4-byte IDX header")
-    if data[0:2] != b"\x00\x00":
-        raise ValueError(
-            f"read_idx: {what} has bad magic bytes {data[0:2].hex(' ')}; an IDX file starts with 00 00"
-        )
-    code, ndim = data[2], data[3]
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        if not compressed:
+            return _read_stream(path, raw, size, False)
+        with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+            try:
+                return _read_stream(path, stream, size, True)
+            except (EOFError, OSError, zlib.error) as exc:
+                raise ValueError(f"read_idx: {path} is not a valid gzip file ({exc})") from None
+
+
+def _read_stream(path: Path, stream, size: int, compressed: bool) -> np.ndarray:
+    """The array of an IDX stream (``size``: the file's size on disk), checked as ``read_idx`` says."""
+    content = "decompressed content" if compressed else "content"
+    magic = _read_at_most(stream, 4)
+    if len(magic) < 4:
+        raise ValueError(f"read_idx: {path} is too short for the 4-byte IDX header: its {content} has "
+                         f"{len(magic)} bytes")
+    if magic[0:2] != b"\x00\x00":
+        raise ValueError(f"read_idx: {path} has bad magic bytes {magic[0:2].hex(' ')} in its {content}; "
+                         f"an IDX file starts with 00 00")
+    code, ndim = magic[2], magic[3]
     if code not in _CODE_TO_DTYPE:
-        raise ValueError(
-            f"read_idx: {what} has unknown dtype code 0x{code:02X}; expected one of "
-            + ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE)
-        )
-    if ndim == 0:
-        raise ValueError(f"read_idx: {what} declares 0 dimensions; expected at least 1")
+        raise ValueError(f"read_idx: {path} has unknown dtype code 0x{code:02X} in its {content}; expected one of "
+                         + ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE))
+    if not 1 <= ndim <= _MAX_NDIM:
+        raise ValueError(f"read_idx: {path} declares {ndim} dimensions in its {content}; expected 1 to "
+                         f"{_MAX_NDIM} (the most a NumPy array has)")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(
-            f"read_idx: {path} is truncated: its header for {ndim} dimensions needs {header} bytes, "
-            f"the {'decompressed ' if compressed else ''}file has {len(data)}"
-        )
-    shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    sizes = _read_at_most(stream, header - 4)
+    if len(sizes) < header - 4:
+        raise ValueError(f"read_idx: {path} is truncated: its header for {ndim} dimensions needs {header} bytes, "
+                         f"its {content} has {4 + len(sizes)}")
+    shape = tuple(int.from_bytes(sizes[i:i + 4], "big") for i in range(0, len(sizes), 4))
     dtype = _CODE_TO_DTYPE[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        problem = "truncated" if len(data) < expected else "followed by trailing bytes"
-        raise ValueError(
-            f"read_idx: {path} is {problem}: shape {shape} of {dtype.name} needs {expected} bytes "
-            f"({header} header + data), the {'decompressed ' if compressed else ''}file has {len(data)}"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
+    nbytes = math.prod(shape) * dtype.itemsize
+    says = f"shape {shape} of {dtype.name} needs {header + nbytes} bytes ({header} header + data)"
+    if not compressed and header + nbytes != size:
+        problem = "truncated" if size < header + nbytes else "followed by trailing bytes"
+        raise ValueError(f"read_idx: {path} is {problem}: {says}, its content has {size}")
+    if compressed and header + nbytes > _MAX_DEFLATE_RATIO * size:
+        raise ValueError(f"read_idx: {path} is truncated or corrupt: {says}, more than its {size} compressed "
+                         f"bytes can inflate to (deflate expands at most {_MAX_DEFLATE_RATIO}:1)")
+    data = _read_at_most(stream, nbytes + 1)
+    if len(data) < nbytes:
+        raise ValueError(f"read_idx: {path} is truncated: {says}, its {content} has {header + len(data)}")
+    if len(data) > nbytes:
+        raise ValueError(f"read_idx: {path} is followed by trailing bytes: {says}, its {content} has "
+                         f"{header + len(data)} or more (reading stopped there)")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)   # writable: it shares the bytearray
+    return array if dtype.isnative else array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+
+
+def _read_at_most(stream, n: int) -> bytearray:
+    """Up to ``n`` bytes of ``stream`` (fewer at its end), read in chunks: memory grows only with what is read."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = stream.read(min(_CHUNK, n - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return out
 
 
 def write_idx(path: str | os.PathLike, array) -> None:
