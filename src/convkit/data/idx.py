@@ -96,7 +96,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
             try:
                 return _read_stream(path, stream, size, True)
-            except (EOFError, OSError, zlib.error) as exc:
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
                 raise ValueError(f"read_idx: {path} is not a valid gzip file ({exc})") from None
 
 
