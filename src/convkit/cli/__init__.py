@@ -28,10 +28,17 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: raised like Ctrl-C's KeyboardInterrupt, so the same clean-up runs."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with usage errors on one line (``convkit train: error: ... (see convkit train --help)``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convkit",
         description="Convolutional networks on NumPy: train, inspect and check CNNs.",
     )

@@ -288,7 +288,7 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
         with num_threads(threads):
             _finish(out, model, config, history, job.test_set, job.test_loader, threads, plots=not args.no_plots)
     except TrainingDiverged as exc:
-        raise _Exit(f"{exc}; {_restart_hint(settings, args, out, saved if completed else None)}", 1) from None
+        raise _Exit(f"{exc}: {_restart_hint(settings, args, out, saved if completed else None)}", 1) from None
     except KeyboardInterrupt as exc:
         code = TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
         how = "terminated (SIGTERM)" if code == TERMINATED else "interrupted"
@@ -469,19 +469,20 @@ def _resume_command(out: Path, args: argparse.Namespace) -> str:
 
 def _restart_hint(settings: dict, args: argparse.Namespace, out: Path, saved: Path | None) -> str:
     """The exact command that trains this run again at a tenth of its learning rate (from ``saved``'s weights)."""
-    options = {**settings, "lr": settings["lr"] / 10, "weights": None if saved is None else str(saved)}
+    lower = float(f"{settings['lr'] / 10:.3g}")
+    options = {**settings, "lr": lower, "weights": None if saved is None else str(saved)}
     words = ["convkit", "train", options.pop("model")]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             words += [flag] if value else []
         elif value is not None:
-            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+            words += [flag, str(value)]
     if args.data_dir is not None:
         words += ["--data-dir", str(args.data_dir)]
     words += ["--out", f"{out}-restart" if saved is not None else str(out)]
-    where = f"restart from the weights of {saved}" if saved is not None else "train again"
-    return f"{where} at a lower learning rate: {shlex.join(words)}"
+    where = f"start from the weights {saved} holds with: " if saved is not None else "train again with: "
+    return where + shlex.join(words)
 
 
 def _os_error(exc: OSError) -> str:

@@ -139,7 +139,7 @@ def _train_epoch(model: Module, loader: Iterable, optimizer: Optimizer, schedule
             lr = optimizer.param_groups[0]["lr"]
             raise TrainingDiverged(
                 f"training diverged: the loss is {value} at epoch {epoch + 1}, batch {batch}/{total} "
-                f"(learning rate {lr:.3g}); try a lower learning rate (--lr)"
+                f"(learning rate {lr:.3g}); try a lower learning rate"
             )
         optimizer.zero_grad()
         loss.backward()

@@ -122,11 +122,11 @@ def check_writable(path: str | os.PathLike) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        raise NotADirectoryError(errno.ENOTDIR, f"{existing} is not a directory", str(path))
     if os.statvfs(existing).f_flag & os.ST_RDONLY:
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(existing))
+        raise OSError(errno.EROFS, f"{existing} is on a read-only file system", str(path))
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
+        raise PermissionError(errno.EACCES, f"{existing} is not writable by this user", str(path))
 
 
 def _read_pid(fd: int) -> int | None:
