@@ -126,7 +126,7 @@ def _pool(args, fn, average: bool):
     return fn(_array(args, "input", "--input"), args.kernel_size, **common)
 
 
-def _explanations(args) -> list:
+def topic_explanations(args) -> list:
     """The explanations ``args`` asks for (the topic's function, options mapped one to one)."""
     topic = args.topic
     if topic in ("conv1d", "conv2d"):
@@ -154,7 +154,7 @@ def _explanations(args) -> list:
 def run(args) -> int:
     """Print the explanation(s) in ``args.format``; a user mistake is one line on stderr and exit code 2."""
     try:
-        explanations = _explanations(args)
+        explanations = topic_explanations(args)
     except (ValueError, TypeError) as err:
         message = re.sub(r"^[a-z][a-z0-9_]*: ", "", str(err).splitlines()[0])
         if "e.g." not in message:
