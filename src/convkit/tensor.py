@@ -41,15 +41,29 @@ def set_default_dtype(dtype) -> None:
     _default_dtype = dt
 
 
+# dtype kinds a Tensor may hold: bool, signed and unsigned integers, floats
+_NUMERIC_KINDS = "biuf"
+
+
+def _check_numeric(arr: np.ndarray, name: str, op: str = "") -> np.ndarray:
+    """``arr`` if its dtype is boolean, integer or float; TypeError naming ``name`` for complex, object, strings..."""
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        prefix = f"{op}: " if op else ""
+        raise TypeError(f"{prefix}{name} must hold real numbers (bool, int or float), got dtype {arr.dtype}"
+                        + (" (convkit has no complex tensors)" if arr.dtype.kind == "c" else ""))
+    return arr
+
+
 def _to_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.array(data, dtype=dtype)
+        _check_numeric(np.empty(0, dtype=dtype), "dtype", "tensor")
+        return np.array(_check_numeric(np.asarray(data), "data", "tensor"), dtype=dtype)
     if isinstance(data, (np.ndarray, np.generic)):  # NumPy arrays and scalars keep their dtype
-        return np.array(data)
-    arr = np.array(data)
-    if arr.dtype.kind == "f" or arr.dtype.kind == "c":
+        return _check_numeric(np.array(data), "data", "tensor")
+    arr = _check_numeric(np.array(data), "data", "tensor")
+    if arr.dtype.kind == "f":
         arr = arr.astype(_default_dtype)
     return arr
 
@@ -70,7 +84,7 @@ class Tensor:
         self.data = _to_array(data, dtype)
         self.grad: np.ndarray | None = None
         self._node: autograd.Node | None = None
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
                 f"tensor: only floating-point tensors can require grad, got dtype {self.data.dtype}"
             )
@@ -352,12 +366,14 @@ def as_tensor(x, *, name: str = "input", op: str = "", float_only: bool = True) 
     """Accept a Tensor or array-like as a functional-op operand.
 
     Arrays are wrapped without copying; integer and boolean data are
-    converted to the default float dtype when ``float_only``.
+    converted to the default float dtype when ``float_only``. Complex,
+    object, string and other non-numeric arrays raise TypeError naming
+    ``name`` (casting would silently drop imaginary parts or fail obscurely).
     """
     if isinstance(x, Tensor):
         t = x
     elif isinstance(x, (np.ndarray, numbers.Number, list, tuple)):
-        t = Tensor._from_op(np.asarray(x), None)
+        t = Tensor._from_op(_check_numeric(np.asarray(x), name, op), None)
     else:
         prefix = f"{op}: " if op else ""
         raise TypeError(f"{prefix}{name} must be a Tensor or ndarray, got {type(x).__name__}")
