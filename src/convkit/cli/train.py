@@ -77,6 +77,7 @@ from ..data import (
 )
 from .._io import atomic_file
 from ..models import build
+from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..optim import SGD, Adam, AdamW
 from ..optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, StepLR
 from ..train import (
@@ -176,9 +177,9 @@ def register(subparsers) -> None:
 
 
 def _add_max_parameters(parser) -> None:
-    parser.add_argument("--max-parameters", type=_positive_int, metavar="N",
-                        help="refuse models with more than N parameters (before allocating them); "
-                             "default: convkit.models.build's budget")
+    parser.add_argument("--max-parameters", type=_positive_int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
+                        help="refuse a model of more than N parameters, before allocating it "
+                             f"(default: {DEFAULT_MAX_PARAMETERS:,})")
 
 
 # ---------------------------------------------------------------- train
@@ -320,14 +321,14 @@ def _threads(requested: int | None, model, train_loader) -> int:
     return requested if requested is not None else fastest_threads(model, train_loader)
 
 
-def _build(spec, max_parameters: int | None, source: Path | None = None):
+def _build(spec, max_parameters: int, source: Path | None = None):
     """The model named by ``spec`` for 28x28 grey images and ten classes.
 
     A bad spec is a usage error (exit 2), or with ``source`` (the file that
     named it) a failure of that file (exit 1).
     """
     try:
-        return build(spec, input_size=(1, 28, 28), num_classes=CLASSES)
+        return build(spec, input_size=(1, 28, 28), num_classes=CLASSES, max_parameters=max_parameters)
     except (ValueError, TypeError) as exc:
         raise _Exit(f"{source}: {exc}" if source else str(exc), 1 if source else 2) from None
 
