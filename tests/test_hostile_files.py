@@ -10,6 +10,8 @@ returns is never larger than the file.
 """
 
 import gzip
+import json
+import struct
 import tracemalloc
 import zlib
 
@@ -22,6 +24,7 @@ from convkit import models
 from convkit.data import read_idx, write_idx
 from convkit.models import budget
 from convkit.models.spec import spec_parameters
+from convkit.safetensors import load_file, load_metadata, save_file
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -212,3 +215,72 @@ def test_arbitrary_gzip_lookalikes_are_refused_with_a_value_error(tmp_path, cont
     path = tmp_path / "lookalike.gz"
     path.write_bytes(content)
     _idx_outcome(path, 1032 * len(content))
+
+
+# ----------------------------------------------------------------- safetensors files
+
+def _safetensors_outcome(path):
+    """load_file(path): arrays no larger than the file in all, or a ValueError naming the file."""
+    try:
+        tensors = load_file(path)
+        metadata = load_metadata(path)
+    except ValueError as err:
+        assert str(path) in str(err)
+        return None
+    assert sum(a.nbytes for a in tensors.values()) <= path.stat().st_size
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    return tensors
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_are_loaded_or_refused_with_a_value_error(tmp_path, content):
+    path = tmp_path / "any.safetensors"
+    path.write_bytes(content)
+    _safetensors_outcome(path)
+
+
+def _valid_file(tmp_path) -> bytes:
+    save_file({"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([1, -1], np.int8),
+               "e": np.zeros((0, 2), np.float64)}, tmp_path / "valid.safetensors", metadata={"k": "v"})
+    return (tmp_path / "valid.safetensors").read_bytes()
+
+
+@FAST
+@given(st.data())
+def test_mutated_safetensors_files_are_loaded_or_refused_with_a_value_error(tmp_path, data):
+    content = bytearray(_valid_file(tmp_path))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(content) - 1))
+        content[at] = data.draw(st.integers(0, 255))
+    content = bytes(content[:data.draw(st.integers(0, len(content)))]) + data.draw(st.binary(max_size=16))
+    path = tmp_path / "mutated.safetensors"
+    path.write_bytes(content)
+    _safetensors_outcome(path)
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**64) | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                        max_size=3),
+                           max_leaves=8)
+ENTRIES = st.fixed_dictionaries({
+    "dtype": st.sampled_from(["F32", "U8", "F64", "BOOL", "BF16", "f32", ""]) | JSON_VALUES,
+    "shape": st.lists(st.integers(-1, 5) | st.just(2**63), max_size=3) | JSON_VALUES,
+    "data_offsets": st.lists(st.integers(-1, 48), min_size=2, max_size=2) | JSON_VALUES,
+})
+
+
+@FAST
+@given(st.dictionaries(st.text(max_size=4), ENTRIES | JSON_VALUES, max_size=3),
+       st.none() | st.dictionaries(st.text(max_size=3), st.text(max_size=3) | st.integers(), max_size=2),
+       st.integers(0, 48))
+def test_crafted_headers_are_loaded_or_refused_with_a_value_error(tmp_path, header, metadata, data_size):
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    path = tmp_path / "crafted.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(range(data_size)))
+    tensors = _safetensors_outcome(path)
+    if tensors is not None:
+        for name, array in tensors.items():
+            assert list(array.shape) == header[name]["shape"]

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -161,13 +162,55 @@ GOOD = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
     (_file({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
             "b": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}}, bytes(4)), "overlaps"),
     (_file({"__metadata__": {"k": 3}}, b""), "__metadata__ must map strings to strings"),
+    (_file({"__metadata__": None}, b""), "__metadata__ must map strings to strings"),
+    # hostile headers: sizes, types and nesting that must not reach an allocation or a traceback
+    (_file(GOOD, bytes(8), length=100_000_001), "says 100000001 bytes, more than the 100000000 a safetensors"),
+    (_file(GOOD, bytes(8), length=2**64 - 1), f"says {2**64 - 1} bytes, more than the 100000000"),
+    (_file({"a": {"dtype": ["F32"], "shape": [2], "data_offsets": [0, 8]}}, bytes(8)), r"dtype \['F32'\]"),
+    (_file({"a": {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}}, bytes(4)), "shape \\[True\\]"),
+    (_file({"a": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}}, bytes(8)), "shape \\[2.0\\]"),
+    (_file({"a": {"dtype": "F32", "shape": 2, "data_offsets": [0, 8]}}, bytes(8)), "shape 2; expected a list"),
+    (_file({"a": {"dtype": "U8", "shape": [1] * 65, "data_offsets": [0, 1]}}, bytes(1)), "65 dimensions"),
+    (_file({"a": {"dtype": "F64", "shape": [2**40] * 4, "data_offsets": [0, 8]}}, bytes(8)),
+     f"needs {8 * 2**160} bytes"),
+    (_file({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8, 16]}}, bytes(8)), "data_offsets \\[0, 8, 16\\]"),
+    (_file({"a": {"dtype": "U8", "shape": [2**70], "data_offsets": [0, 2**70]}}, bytes(8)),
+     f"cover {2**70} bytes of the data buffer, the file holds 8"),
+    (_file(b'{"a": 1, "a": 2}', b""), "name 'a' appears twice"),
+    (_file(b"[" * 100_000 + b"]" * 100_000, b""), "not valid JSON \\(RecursionError"),
+    (_file(b'{"a": {"dtype": "U8", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 1]}}', bytes(1)),
+     "not valid JSON"),
+    (_file(b'{"a": 1}\xff', b""), "not valid JSON \\(UnicodeDecodeError"),
 ])
 def test_corrupt_files_give_clear_errors(tmp_path, content, words):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=words) as info:
+    for load in (load_file, load_metadata):   # both validate the whole header
+        with pytest.raises(ValueError, match=words) as info:
+            load(path)
+        assert str(path) in str(info.value)
+
+
+def test_errors_name_the_tensor(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(_file({"conv.weight": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8)))
+    with pytest.raises(ValueError, match=f"{path} is corrupt: tensor 'conv.weight' has data_offsets"):
         load_file(path)
-    assert str(path) in str(info.value)
+
+
+def test_each_tensor_is_read_straight_into_its_own_array(tmp_path):
+    tensors = {"big": np.arange(250_000, dtype=np.float64), "small": np.arange(3, dtype=np.int16)}
+    save_file(tensors, tmp_path / "a.safetensors")
+    size = (tmp_path / "a.safetensors").stat().st_size
+    tracemalloc.start()
+    try:
+        loaded = load_file(tmp_path / "a.safetensors")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size * 1.1   # no copy of the whole data buffer besides the arrays themselves
+    for name, array in tensors.items():
+        np.testing.assert_array_equal(loaded[name], array)
 
 
 def test_missing_file_raises_file_not_found(tmp_path):

@@ -56,8 +56,10 @@ _DTYPES = {
 }
 _NAMES = {(dt.kind, dt.itemsize): name for name, dt in _DTYPES.items()}
 _METADATA = "__metadata__"
-# The reference implementation refuses headers over 100 MB; so do we, before reading them.
+# The reference implementation (safetensors' MAX_HEADER_SIZE) refuses headers over 100 MB; so do we,
+# before reading them.
 _MAX_HEADER = 100_000_000
+_MAX_NDIM = 64   # NumPy 2's NPY_MAXDIMS
 
 
 def save_file(tensors: dict[str, np.ndarray], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
@@ -116,6 +118,10 @@ def save_file(tensors: dict[str, np.ndarray], path: str | os.PathLike, metadata:
 def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every tensor of a safetensors file.
 
+    The file is untrusted: its header is validated whole (``load_metadata``)
+    before any tensor is allocated, and each tensor is then read straight
+    into its own array, so loading takes no more memory than the file's size.
+
     Args:
         path: the file.
 
@@ -125,16 +131,97 @@ def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a corrupt file: header length beyond the file, header
-            not a JSON object, an entry without a valid dtype, shape or
-            offsets, offsets that overlap, leave gaps or disagree with the
-            shape, or a file longer or shorter than its tensors. The
-            message names the file and what is wrong.
+        ValueError: a corrupt file: header length beyond the file or over
+            100 MB, header not a JSON object (or with a name twice), an entry
+            without a valid dtype, shape or offsets, offsets that overlap,
+            leave gaps or disagree with the shape, or a file longer or
+            shorter than its tensors. The message names the file, the tensor
+            and what is wrong.
     """
     path = Path(path)
-    header, data = _read(path)
-    entries = sorted(((k, v) for k, v in header.items() if k != _METADATA),
-                     key=lambda item: tuple(item[1]["data_offsets"]))
+    out = {}
+    with open(path, "rb") as f:
+        _, entries, start = _read_header(path, f)
+        f.seek(start)
+        for name, entry in entries:
+            dtype = _DTYPES[entry["dtype"]]
+            array = np.empty(entry["shape"], dtype=dtype.newbyteorder("="))
+            if array.size and f.readinto(memoryview(array).cast("B")) != array.nbytes:
+                raise ValueError(f"load_file: {path} is truncated: it ended inside tensor {name!r} (was it "
+                                 "being written?)")
+            if not dtype.isnative:
+                array.byteswap(inplace=True)
+            out[name] = array
+    return out
+
+
+def load_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``__metadata__`` string pairs of a safetensors file ({} if it has none).
+
+    The header is validated as by ``load_file`` (same ValueErrors): JSON
+    types, dtype names, shapes, and offsets that tile the data buffer
+    exactly, as the reference implementation requires; the tensors are not
+    read.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        header = _read_header(path, f)[0]
+    return dict(header.get(_METADATA, {}))
+
+
+def _read_header(path: Path, f) -> tuple[dict, list[tuple[str, dict]], int]:
+    """The validated header of the open file ``f``, its tensor entries sorted by offset, and where its
+    data buffer starts."""
+    header, start = _read_json(path, f)
+    return header, _tensors(path, header, os.fstat(f.fileno()).st_size - start), start
+
+
+def _read_json(path: Path, f) -> tuple[dict, int]:
+    """The header of the open file ``f`` as a JSON object with no name twice, and the offset after it."""
+    size = os.fstat(f.fileno()).st_size
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise ValueError(f"load_file: {path} is not a safetensors file: it has {len(prefix)} bytes, "
+                         "fewer than the 8-byte header length")
+    (length,) = struct.unpack("<Q", prefix)
+    if length > _MAX_HEADER:
+        raise ValueError(f"load_file: {path} is not a safetensors file or is corrupt: its header length field "
+                         f"says {length} bytes, more than the {_MAX_HEADER} a safetensors header may have")
+    if length > size - 8:
+        raise ValueError(f"load_file: {path} is not a safetensors file or is truncated: its header length "
+                         f"field says {length} bytes, the file has {size - 8} after it")
+    raw = f.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_names)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"load_file: {path} is corrupt: its {length}-byte header is not valid JSON "
+                         f"({type(exc).__name__}: {str(exc):.200})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"load_file: {path} is corrupt: its header is a JSON {type(header).__name__}, "
+                         "expected an object")
+    return header, 8 + length
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict; a name given twice is an error (the later one would hide the other)."""
+    out: dict = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError(f"the name {name!r:.100} appears twice in one object")
+        out[name] = value
+    return out
+
+
+def _tensors(path: Path, header: dict, buffer: int) -> list[tuple[str, dict]]:
+    """The checked tensor entries of ``header``, sorted by offset, tiling a data buffer of ``buffer`` bytes."""
+    entries = []
+    for name, entry in header.items():
+        if name == _METADATA:
+            _check_metadata(path, entry)
+        else:
+            _check_entry(path, name, entry)
+            entries.append((name, entry))
+    entries.sort(key=lambda item: tuple(item[1]["data_offsets"]))
     expected = 0
     for name, entry in entries:
         begin, end = entry["data_offsets"]
@@ -143,62 +230,10 @@ def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ValueError(f"load_file: {path} is corrupt: tensor {name!r} starts at byte {begin} of the "
                              f"data buffer and {problem} (which ends at {expected})")
         expected = end
-    if expected != len(data):
+    if expected != buffer:
         raise ValueError(f"load_file: {path} is corrupt: its tensors cover {expected} bytes of the data buffer, "
-                         f"the file holds {len(data)} (truncated or trailing bytes)")
-    out = {}
-    for name, entry in entries:
-        begin, end = entry["data_offsets"]
-        dtype = _DTYPES[entry["dtype"]]
-        array = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=begin)
-        out[name] = array.reshape(entry["shape"]).astype(dtype.newbyteorder("="), copy=True)
-    return out
-
-
-def load_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The ``__metadata__`` string pairs of a safetensors file ({} if it has none).
-
-    The header is validated as by ``load_file`` (same ValueErrors); the
-    tensors are not read.
-    """
-    header = _read_header(Path(path))[0]
-    return dict(header.get(_METADATA, {}))
-
-
-def _read(path: Path) -> tuple[dict, memoryview]:
-    header, start = _read_header(path)
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = memoryview(f.read())
-    return header, data
-
-
-def _read_header(path: Path) -> tuple[dict, int]:
-    """The validated header of ``path`` and the byte offset where its data buffer starts."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        prefix = f.read(8)
-        if len(prefix) < 8:
-            raise ValueError(f"load_file: {path} is not a safetensors file: it has {len(prefix)} bytes, "
-                             "fewer than the 8-byte header length")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > min(_MAX_HEADER, size - 8):
-            raise ValueError(f"load_file: {path} is not a safetensors file or is truncated: its header length "
-                             f"field says {length} bytes, the file has {size - 8} after it")
-        raw = f.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"load_file: {path} is corrupt: its {length}-byte header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"load_file: {path} is corrupt: its header is a JSON {type(header).__name__}, "
-                         "expected an object")
-    for name, entry in header.items():
-        if name == _METADATA:
-            _check_metadata(path, entry)
-        else:
-            _check_entry(path, name, entry)
-    return header, 8 + length
+                         f"the file holds {buffer} (truncated or trailing bytes)")
+    return entries
 
 
 def _check_metadata(path: Path, metadata) -> None:
@@ -208,18 +243,21 @@ def _check_metadata(path: Path, metadata) -> None:
 
 
 def _check_entry(path: Path, name: str, entry) -> None:
-    where = f"load_file: {path} is corrupt: tensor {name!r}"
+    where = f"load_file: {path} is corrupt: tensor {name!r:.200}"
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise ValueError(f"{where} must be an object with dtype, shape and data_offsets, got {entry!r:.200}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in _DTYPES:
-        raise ValueError(f"{where} has dtype {dtype!r}; this reader supports " + ", ".join(_DTYPES))
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise ValueError(f"{where} has dtype {dtype!r:.100}; this reader supports " + ", ".join(_DTYPES))
     if not isinstance(shape, list) or not all(_is_count(s) for s in shape):
-        raise ValueError(f"{where} has shape {shape!r}; expected a list of non-negative integers")
+        raise ValueError(f"{where} has shape {shape!r:.200}; expected a list of non-negative integers")
+    if len(shape) > _MAX_NDIM:
+        raise ValueError(f"{where} has {len(shape)} dimensions; a NumPy array has at most {_MAX_NDIM}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
             and offsets[0] <= offsets[1]):
-        raise ValueError(f"{where} has data_offsets {offsets!r}; expected [begin, end] with 0 <= begin <= end")
-    nbytes = math.prod(shape) * _DTYPES[dtype].itemsize
+        raise ValueError(f"{where} has data_offsets {offsets!r:.200}; expected [begin, end] with "
+                         "0 <= begin <= end")
+    nbytes = math.prod(shape) * _DTYPES[dtype].itemsize   # at most 64 factors: exact and cheap
     if offsets[1] - offsets[0] != nbytes:
         raise ValueError(f"{where} has data_offsets {offsets} ({offsets[1] - offsets[0]} bytes) but shape "
                          f"{shape} of {dtype} needs {nbytes} bytes")
