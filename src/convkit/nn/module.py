@@ -15,7 +15,7 @@ whose tensors are turned into ndarrays loads with ``load_state_dict``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -193,12 +193,18 @@ class Module:
     def load_state_dict(self, state_dict, strict: bool = True) -> tuple[list[str], list[str]]:
         """Copy values from ``state_dict`` (name -> array-like) into parameters and buffers.
 
-        Values are copied in place with the target's dtype. Shapes must
-        agree, and with ``strict`` every key must match too, else
-        ``ValueError`` lists the differences before anything is copied (as
-        in PyTorch, a shape mismatch is an error even when not ``strict``).
+        Values are copied in place with the target's dtype. Every value is
+        checked before anything is copied: it must be an array (or convert
+        to one) of the target's shape holding real numbers (bool, int or
+        float: not complex, strings or objects); with ``strict``
+        every key must match too. Otherwise ``ValueError`` lists every
+        difference and the module is left untouched (as in PyTorch, a shape
+        mismatch is an error even when not ``strict``).
         Returns ``(missing_keys, unexpected_keys)``.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: state_dict must be a mapping of names to arrays, "
+                            f"got {type(state_dict).__name__}")
         targets: dict[str, tuple[Module, str, str]] = {}
         for mod_name, m in self.named_modules(remove_duplicate=False):
             pre = f"{mod_name}." if mod_name else ""
@@ -208,24 +214,35 @@ class Module:
             for name, b in m._buffers.items():
                 if b is not None:
                     targets[pre + name] = (m, name, "buffer")
-        given = {k: _to_numpy(v) for k, v in state_dict.items()}
-        missing = [k for k in targets if k not in given]
-        unexpected = [k for k in given if k not in targets]
-        mismatched = []
+        given, unreadable = {}, []
+        for k, v in state_dict.items():
+            try:
+                given[k] = _to_numpy(v)
+            except (ValueError, TypeError) as exc:
+                unreadable.append(f"{k}: {type(v).__name__} ({exc})")
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        mismatched, uncastable = [], []
         for k, (m, name, kind) in targets.items():
             if k not in given:
                 continue
-            current = m._parameters[name].data if kind == "param" else m._buffers[name]
-            if np.shape(current) != given[k].shape:
-                mismatched.append(f"{k}: checkpoint {given[k].shape} vs model {np.shape(current)}")
-        if mismatched or (strict and (missing or unexpected)):
+            current = np.asarray(m._parameters[name].data if kind == "param" else m._buffers[name])
+            if current.shape != given[k].shape:
+                mismatched.append(f"{k}: checkpoint {given[k].shape} vs model {current.shape}")
+            if given[k].dtype.kind not in "biuf":
+                uncastable.append(f"{k}: checkpoint {given[k].dtype} vs model {current.dtype}")
+        if unreadable or mismatched or uncastable or (strict and (missing or unexpected)):
             parts = []
             if missing and strict:
                 parts.append(f"missing keys {missing}")
             if unexpected and strict:
                 parts.append(f"unexpected keys {unexpected}")
+            if unreadable:
+                parts.append("not arrays: " + "; ".join(unreadable))
             if mismatched:
                 parts.append("shape mismatch: " + "; ".join(mismatched))
+            if uncastable:
+                parts.append("dtype mismatch: " + "; ".join(uncastable))
             raise ValueError(f"load_state_dict: {type(self).__name__}: " + ", ".join(parts))
         for k, (m, name, kind) in targets.items():
             if k not in given:
