@@ -11,6 +11,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ..models.budget import DEFAULT_MAX_PARAMETERS
+
 _EPILOG = """\
 examples:
   convkit summary lenet5 --input 1x28x28
@@ -44,6 +46,9 @@ def register(subparsers) -> None:
     parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     parser.add_argument("--num-classes", type=int, default=10, metavar="N",
                         help="outputs of a built-in model (default: 10)")
+    parser.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
+                        help="refuse a built-in model or spec with more parameters, before building it "
+                             f"(default: {DEFAULT_MAX_PARAMETERS:,})")
     parser.set_defaults(run=run)
 
 
@@ -54,7 +59,7 @@ def run(args) -> int:
 
     try:
         input_size = parse_size(args.input)
-        model = load_model(args.model, input_size, args.num_classes)
+        model = load_model(args.model, input_size, args.num_classes, args.max_parameters)
         result = summary(model, input_size)
     except (ValueError, TypeError) as err:
         print(f"convkit summary: error: {err}", file=sys.stderr)
@@ -73,14 +78,14 @@ def parse_size(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def load_model(model: str, input_size: tuple[int, ...], num_classes: int):
-    """A built-in model or spec string (``convkit.models.build``), or ``FILE.py:FACTORY()``."""
+def load_model(model: str, input_size: tuple[int, ...], num_classes: int, max_parameters: int):
+    """A built-in model or spec string (``models.build`` within ``max_parameters``), or ``FILE.py:FACTORY()``."""
     path, sep, factory = model.rpartition(":")
     if sep and path.endswith(".py"):
         return _from_file(Path(path), factory)
     from ..models import build
 
-    return build(model, input_size=input_size, num_classes=num_classes)
+    return build(model, input_size=input_size, num_classes=num_classes, max_parameters=max_parameters)
 
 
 def _from_file(path: Path, factory: str):
