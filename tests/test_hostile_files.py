@@ -284,3 +284,28 @@ def test_crafted_headers_are_loaded_or_refused_with_a_value_error(tmp_path, head
     if tensors is not None:
         for name, array in tensors.items():
             assert list(array.shape) == header[name]["shape"]
+
+
+# ----------------------------------------------------------------- the command line
+
+@pytest.mark.parametrize("argv", [
+    ["symmetry", "fc100000 fc100000 fc10"], ["summary", "fc100000 fc100000 fc10"],
+    ["symmetry", "vgg11", "--input", "3x32x32", "--max-parameters", "1000000"],
+    ["summary", "lenet5", "--max-parameters", "61705"],
+])
+def test_a_model_over_the_budget_is_a_one_line_usage_error(capsys, argv):
+    from convkit.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "parameters, more than the budget of max_parameters=" in err and "--max-parameters N" in err
+
+
+def test_the_budget_can_be_raised_on_the_command_line(capsys):
+    from convkit.cli import main
+
+    assert main(["summary", "fc100 fc10", "--max-parameters", "79510", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["params"] == 79510
+    assert main(["symmetry", "conv3-4 gap", "--input", "1x8x8", "--max-parameters", "40"]) == 0
+    assert main(["symmetry", "conv3-4 gap", "--input", "1x8x8", "--max-parameters", "39"]) == 2

@@ -6,7 +6,8 @@ layer-by-layer table: the equivariance (then invariance) error of every
 prefix of the model under the group, and why each breaking layer breaks it.
 
 Exit codes: 0 when the report is printed (whatever it finds), 2 for a
-usage error (unknown model, malformed ``--input``), 1 when the model
+usage error (unknown model, malformed ``--input``, a model over
+``--max-parameters``), 1 when the model
 cannot be checked (not a chain of layers, input too small for it).
 """
 
@@ -17,6 +18,7 @@ import sys
 
 import numpy as np
 
+from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..random import manual_seed
 from ..symmetry import GROUP_NAMES, from_name, report
 from ..tensor import get_default_dtype, set_default_dtype
@@ -54,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the random input (default: 0)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="dtype of the model and input; float64 puts round-off near 1e-16 (default: float64)")
+    p.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
+                   help="refuse a model with more parameters, before building it "
+                        f"(default: {DEFAULT_MAX_PARAMETERS:,})")
     p.set_defaults(run=run)
 
 
@@ -68,7 +73,7 @@ def run(args) -> int:
     set_default_dtype(np.dtype(args.dtype))
     try:
         manual_seed(args.seed)
-        model = build(args.model, input_size=args.input, num_classes=10)
+        model = build(args.model, input_size=args.input, num_classes=10, max_parameters=args.max_parameters)
     except ValueError as e:
         print(f"convkit symmetry: {e}", file=sys.stderr)
         return 2
