@@ -22,6 +22,12 @@ form lacks; its modules have it.
 gives the same result up to rounding. Forcing one that cannot run the call
 (winograd with a 5x5 kernel, say) raises ValueError.
 
+``relu_slope`` (keyword, default None) ends the convolution in a ReLU
+(``0``) or leaky ReLU (its negative slope, ``>= 0``), computed in the pass
+that adds the bias: ``F.conv2d(x, w, b, relu_slope=0)`` equals
+``F.relu(F.conv2d(x, w, b))``, bit for bit, with one pass less each way.
+``nn.Sequential`` uses it for a convolution followed by ``nn.ReLU``.
+
 Every argument is checked before anything is computed.
 
 >>> import numpy as np
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 from ..autograd import apply
 from ..backends import choose_conv_algorithm
-from ..ops._args import conv_pads, ntuple
+from ..ops._args import conv_pads, ntuple, relu_slope as check_relu_slope
 from ..ops.conv import conv, problem_for
 from ..ops.conv_transpose import adjoint_problem, conv_transpose, transposed_sizes
 from ..ops.padding import check_pads
@@ -133,7 +139,7 @@ def _unbatched(y: Tensor, batched: bool) -> Tensor:
 
 
 def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, dilation, groups,
-          padding_mode, algorithm) -> Tensor:
+          padding_mode, algorithm, relu_slope) -> Tensor:
     layout = f"(C_out, C_in/groups, {_kernel_letters(nsp)})"
     x, w, b, batched = _operands(input, weight, bias, nsp, op, layout)
     stride = ntuple(stride, nsp, "stride", op)
@@ -146,11 +152,13 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     _check_spatial(x.shape[-nsp:], op)
     check_pads(x.shape, pads, padding_mode, op)
     _check_fits(x.shape[-nsp:], kernel, dilation, pads, op)
+    relu_slope = check_relu_slope(relu_slope, op)
     x = _batched(x, batched)
     problem = problem_for(x.shape, w.shape, stride=stride, pads=pads, dilation=dilation, groups=groups,
                           padding_mode=padding_mode, dtype=x.dtype)
     y = apply(conv, [x, w, b], stride=stride, pads=pads, dilation=dilation, groups=groups,
-              padding_mode=padding_mode, flip=flip, algorithm=choose_conv_algorithm(algorithm, problem, op))
+              padding_mode=padding_mode, flip=flip, algorithm=choose_conv_algorithm(algorithm, problem, op),
+              relu_slope=relu_slope)
     return _unbatched(y, batched)
 
 
@@ -190,7 +198,7 @@ def _conv_transpose(nsp: int, op: str, input, weight, bias, stride, padding, out
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algorithm="auto") -> Tensor:
+           padding_mode="zeros", algorithm="auto", relu_slope=None) -> Tensor:
     """1-D cross-correlation, as ``torch.nn.functional.conv1d``.
 
     Shapes: input ``(N, C_in, L)`` or ``(C_in, L)``; weight ``(C_out, C_in/groups, kL)``;
@@ -198,11 +206,11 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     ``L_out = (L + p_lo + p_hi - dilation*(kL-1) - 1) // stride + 1``.
     """
     return _conv(1, False, "conv1d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 algorithm)
+                 algorithm, relu_slope)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algorithm="auto") -> Tensor:
+           padding_mode="zeros", algorithm="auto", relu_slope=None) -> Tensor:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     Shapes: input ``(N, C_in, H, W)`` or ``(C_in, H, W)``; weight ``(C_out, C_in/groups, kH, kW)``;
@@ -210,11 +218,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     ``out = (n + p_lo + p_hi - dilation*(k-1) - 1) // stride + 1``.
     """
     return _conv(2, False, "conv2d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 algorithm)
+                 algorithm, relu_slope)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algorithm="auto") -> Tensor:
+           padding_mode="zeros", algorithm="auto", relu_slope=None) -> Tensor:
     """3-D cross-correlation, as ``torch.nn.functional.conv3d``.
 
     Shapes: input ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``; weight
@@ -222,35 +230,35 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     ``(N, C_out, D_out, H_out, W_out)`` (sizes as in ``conv2d``).
     """
     return _conv(3, False, "conv3d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 algorithm)
+                 algorithm, relu_slope)
 
 
 def convolve1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-               padding_mode="zeros", algorithm="auto") -> Tensor:
+               padding_mode="zeros", algorithm="auto", relu_slope=None) -> Tensor:
     """1-D true convolution: ``conv1d`` with the kernel mirrored (``weight[..., ::-1]``).
 
     ``out[n, o, y] = b[o] + sum_{c, j} w[o, c, j] * xp[n, c, y*s + (kL-1-j)*d]``; shapes as ``conv1d``.
     """
     return _conv(1, True, "convolve1d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 algorithm)
+                 algorithm, relu_slope)
 
 
 def convolve2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-               padding_mode="zeros", algorithm="auto") -> Tensor:
+               padding_mode="zeros", algorithm="auto", relu_slope=None) -> Tensor:
     """2-D true convolution: ``conv2d`` with the kernel mirrored in both spatial axes.
 
     ``out[n, o, y, x] = b[o] + sum_{c, i, j} w[o, c, i, j] * xp[n, c, y*s + (kH-1-i)*d, x*s + (kW-1-j)*d]``;
     shapes as ``conv2d``.
     """
     return _conv(2, True, "convolve2d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 algorithm)
+                 algorithm, relu_slope)
 
 
 def convolve3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-               padding_mode="zeros", algorithm="auto") -> Tensor:
+               padding_mode="zeros", algorithm="auto", relu_slope=None) -> Tensor:
     """3-D true convolution: ``conv3d`` with the kernel mirrored in all three spatial axes; shapes as ``conv3d``."""
     return _conv(3, True, "convolve3d", input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                 algorithm)
+                 algorithm, relu_slope)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..autograd import apply
 from ..ops import normalization as N
+from ..ops._args import relu_slope as check_relu_slope
 from ..tensor import Tensor, as_tensor
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm"]
@@ -97,7 +98,7 @@ def _check_eps(eps, op: str, positive: bool = False) -> float:
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-05) -> Tensor:
+               momentum=0.1, eps=1e-05, *, relu_slope=None) -> Tensor:
     """Batch normalisation over all axes but the channel axis 1.
 
     Args:
@@ -112,6 +113,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             ``running = (1 - momentum) * running + momentum * stat``
             (PyTorch's convention: 1 - Keras's momentum).
         eps (float): added to the variance inside the square root.
+        relu_slope (float | None): end in a ReLU (0) or leaky ReLU (its
+            negative slope, >= 0) computed in the same pass, as
+            ``nn.Sequential`` does for a batch norm followed by ``nn.ReLU``;
+            equal to applying it after, bit for bit.
     """
     op = "batch_norm"
     x = as_tensor(input, name="input", op=op)
@@ -121,6 +126,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     rv = _running(running_var, "running_var", x, op)
     momentum = _real(momentum, "momentum", op)
     eps = _check_eps(eps, op, positive=bool(training))
+    relu_slope = check_relu_slope(relu_slope, op)
     if training and x.shape[0] * math.prod(x.shape[2:]) == 1:
         raise ValueError(f"{op}: Expected more than 1 value per channel when training, "
                          f"got input size {x.shape}. {_BATCH_SIZE_HINT}")
@@ -130,7 +136,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                          f"running_mean={'None' if rm is None else 'an array'}, "
                          f"running_var={'None' if rv is None else 'an array'}")
     return apply(N.batch_norm, [x, w, b], running_mean=rm,
-                 running_var=rv, training=bool(training), momentum=momentum, eps=eps)
+                 running_var=rv, training=bool(training), momentum=momentum, eps=eps, relu_slope=relu_slope)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,

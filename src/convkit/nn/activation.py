@@ -14,7 +14,7 @@ from __future__ import annotations
 import numbers
 
 from .. import functional as F
-from .module import Module
+from .module import Module, rectifier
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout", "Flatten", "Identity"]
 
@@ -31,8 +31,13 @@ class ReLU(Module):
         super().__init__()
         self.inplace = inplace
 
+    @rectifier
     def forward(self, input):
         return F.relu(input)
+
+    def relu_slope(self) -> float:
+        """0: what a layer followed by this module applies itself (``nn.Sequential``)."""
+        return 0.0
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -52,8 +57,13 @@ class LeakyReLU(Module):
         self.negative_slope = negative_slope
         self.inplace = inplace
 
+    @rectifier
     def forward(self, input):
         return F.leaky_relu(input, self.negative_slope)
+
+    def relu_slope(self) -> float | None:
+        """The slope a layer followed by this module applies itself, or None for a negative one (not fused)."""
+        return float(self.negative_slope) if self.negative_slope >= 0 else None
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")

@@ -38,7 +38,7 @@ from ..ops.conv_transpose import transposed_sizes
 from ..ops.padding import PADDING_MODES
 from ..tensor import Tensor, get_default_dtype
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, ends_in_relu
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -133,10 +133,12 @@ class _ConvNd(_ConvBase):
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                     padding_mode, 0, dtype, algorithm)
 
-    def forward(self, input) -> Tensor:
+    @ends_in_relu
+    def forward(self, input, *, relu_slope=None) -> Tensor:
+        """The convolution; ``relu_slope`` (None, or >= 0): end in that (leaky) ReLU, in the same pass."""
         fn = (F.conv1d, F.conv2d, F.conv3d)[self._nsp - 1]
         return fn(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                  padding_mode=self.padding_mode, algorithm=self.algorithm)
+                  padding_mode=self.padding_mode, algorithm=self.algorithm, relu_slope=relu_slope)
 
 
 class Conv1d(_ConvNd):

@@ -287,10 +287,40 @@ def _to_numpy(v) -> np.ndarray:
     return np.asarray(v)
 
 
+def ends_in_relu(forward):
+    """Mark a layer's ``forward(self, input, *, relu_slope=None)`` as able to end in a (leaky) ReLU itself."""
+    forward.ends_in_relu = True
+    return forward
+
+
+def rectifier(forward):
+    """Mark an activation's ``forward`` as a (leaky) ReLU whose ``relu_slope()`` a layer can apply itself."""
+    forward.rectifier = True
+    return forward
+
+
+def fused_relu_slope(layer: Module, activation: Module) -> float | None:
+    """The slope ``layer`` is called with to compute ``activation(layer(x))`` in one pass, or None.
+
+    Both classes must mark their ``forward`` (``ends_in_relu``: convolutions,
+    batch norm; ``rectifier``: ReLU, leaky ReLU with a slope >= 0); a
+    subclass that overrides ``forward`` is not marked, so it runs as written.
+    """
+    if getattr(type(layer).forward, "ends_in_relu", False) and getattr(type(activation).forward, "rectifier", False):
+        return activation.relu_slope()
+    return None
+
+
 class Sequential(Module):
     """Modules applied one after another; children are named ``"0"``, ``"1"``, ...
 
     Also accepts an ``OrderedDict`` of name -> module, as PyTorch does.
+
+    A convolution or batch norm followed by ``ReLU`` / ``LeakyReLU``
+    (slope >= 0) runs as one call, ``layer(x, relu_slope=a)``, which adds
+    the bias or affine shift and rectifies in the same pass
+    (``fused_relu_slope``); the values and gradients are those of the two
+    modules called one after the other, bit for bit.
     """
 
     def __init__(self, *modules):
@@ -305,8 +335,16 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            slope = fused_relu_slope(modules[i], modules[i + 1]) if i + 1 < len(modules) else None
+            if slope is None:
+                x = modules[i](x)
+                i += 1
+            else:
+                x = modules[i](x, relu_slope=slope)
+                i += 2
         return x
 
     def __getitem__(self, i):

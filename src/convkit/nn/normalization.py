@@ -22,7 +22,7 @@ import numpy as np
 from .. import functional as F
 from ..tensor import Tensor, as_tensor, get_default_dtype
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, ends_in_relu
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d",
            "InstanceNorm3d", "LayerNorm", "GroupNorm"]
@@ -121,8 +121,12 @@ class _BatchNorm(_NormBase):
             return 1.0 / float(self.num_batches_tracked + 1)
         return 0.0
 
-    def forward(self, input) -> Tensor:
-        """Batch statistics in training (updating the buffers), running statistics in eval."""
+    @ends_in_relu
+    def forward(self, input, *, relu_slope=None) -> Tensor:
+        """Batch statistics in training (updating the buffers), running statistics in eval.
+
+        ``relu_slope`` (None, or >= 0): end in that (leaky) ReLU, in the same pass.
+        """
         x = as_tensor(input, name="input", op=type(self).__name__)
         self._check_input_dim(x)
         update = self.training and self.track_running_stats
@@ -130,7 +134,7 @@ class _BatchNorm(_NormBase):
         pass_buffers = not self.training or self.track_running_stats
         out = F.batch_norm(x, self.running_mean if pass_buffers else None,
                            self.running_var if pass_buffers else None, self.weight, self.bias,
-                           use_batch_stats, self._average_factor(), self.eps)
+                           use_batch_stats, self._average_factor(), self.eps, relu_slope=relu_slope)
         if update:
             self.num_batches_tracked[...] += 1
         return out

@@ -132,3 +132,19 @@ def check_same_dtype(op: str, **arrays) -> None:
                 f"{op}: {name} has dtype {a.dtype} but {first_name} has dtype {first.dtype}; "
                 f"convert one of them (e.g. .float() or .double())"
             )
+
+
+def relu_slope(value, op: str) -> float | None:
+    """``relu_slope``: None, or the negative slope ``a >= 0`` of the (leaky) ReLU an op's output ends in.
+
+    Negative slopes are refused: the fused backward reads the activation's
+    derivative off the output's sign, which only ``a >= 0`` preserves.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{op}: relu_slope must be None or a real number >= 0, got {value!r}")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{op}: relu_slope must be a finite number >= 0 (0 is ReLU), got {value!r}; "
+                         f"apply F.leaky_relu separately for a negative slope")
+    return float(value)

@@ -203,30 +203,79 @@ def unrows(r: np.ndarray, shape, axis: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ element-wise
 @kernel
-def _relu_span(x, y, start, stop):
-    x, y = x[start:stop], y[start:stop]
-    for i in range(x.size):
-        v = x[i]
-        y[i] = x.dtype.type(0) if v <= 0 else v
+def rectify(x, slope, y):
+    """``y = leaky_relu(x, slope)`` over 1-D slices (``y`` may be ``x``): ``slope = 0`` is ReLU.
 
-
-@kernel(parallel=True)
-def _relu_chunks(x, y, items, threads):
-    for t in prange(threads):
-        _relu_span(x, y, t * items // threads, (t + 1) * items // threads)
+    ReLU writes 0 where ``x <= 0`` and passes NaN; leaky ReLU writes
+    ``x * slope`` where ``x <= 0``. ``slope`` has ``x``'s dtype. Shared by
+    ReLU, leaky ReLU and the ops that end in one (``bias_rectify``,
+    normalisation), so a fused activation computes the same bits.
+    """
+    zero = x.dtype.type(0)
+    if slope == 0:
+        for i in range(x.size):
+            v = x[i]
+            y[i] = zero if v <= 0 else v
+    else:
+        for i in range(x.size):
+            v = x[i]
+            y[i] = v if v > 0 else v * slope
 
 
 @kernel
-def _relu_grad_span(g, y, dx, start, stop):
-    g, y, dx = g[start:stop], y[start:stop], dx[start:stop]
-    for i in range(g.size):
-        dx[i] = g.dtype.type(0) if y[i] <= 0 else g[i]
+def rectify_grad(g, ref, slope, dx):
+    """``dx = g * leaky_relu'(ref)`` over 1-D slices: ``g`` where ``ref > 0``, else ``g * slope`` (ReLU: 0).
+
+    ``ref`` is the input, or for ``slope >= 0`` the output (the same sign
+    test: ``y > 0`` exactly where ``x > 0``). ReLU writes 0 itself, not
+    ``0 * g``, which would be NaN for an infinite ``g``.
+    """
+    zero = g.dtype.type(0)
+    if slope == 0:
+        for i in range(g.size):
+            dx[i] = zero if ref[i] <= 0 else g[i]
+    else:
+        for i in range(g.size):
+            dx[i] = g[i] if ref[i] > 0 else g[i] * slope
+
+
+@kernel
+def _rectify_span(x, slope, y, start, stop):
+    rectify(x[start:stop], slope, y[start:stop])
 
 
 @kernel(parallel=True)
-def _relu_grad_chunks(g, y, dx, items, threads):
+def _rectify_chunks(x, slope, y, items, threads):
     for t in prange(threads):
-        _relu_grad_span(g, y, dx, t * items // threads, (t + 1) * items // threads)
+        _rectify_span(x, slope, y, t * items // threads, (t + 1) * items // threads)
+
+
+@kernel
+def _rectify_grad_span(g, ref, slope, dx, start, stop):
+    rectify_grad(g[start:stop], ref[start:stop], slope, dx[start:stop])
+
+
+@kernel(parallel=True)
+def _rectify_grad_chunks(g, ref, slope, dx, items, threads):
+    for t in prange(threads):
+        _rectify_grad_span(g, ref, slope, dx, t * items // threads, (t + 1) * items // threads)
+
+
+def _rectified(x, slope: float):
+    """``leaky_relu(x, slope)`` (``slope = 0``: ReLU) as a new workspace array, and ``x`` flat."""
+    xf = flat(x)
+    y = workspace.empty(xf.shape, xf.dtype)
+    parallel_spans(_rectify_span, _rectify_chunks, xf.size, xf.size, xf, xf.dtype.type(slope), y)
+    return y.reshape(x.shape), xf
+
+
+def rectified_grad(g, ref, slope: float):
+    """``g * leaky_relu'(ref)`` as a new workspace array shaped like ``g`` (see ``rectify_grad``)."""
+    ref = flat(ref)
+    dx = workspace.empty(ref.shape, ref.dtype)
+    parallel_spans(_rectify_grad_span, _rectify_grad_chunks, ref.size, ref.size, flat(g), ref,
+                   ref.dtype.type(slope), dx)
+    return dx.reshape(g.shape)
 
 
 def relu_forward(x):
@@ -235,43 +284,12 @@ def relu_forward(x):
     Backward, from the saved output: ``dx_i = g_i * [y_i > 0]``
     (``y_i > 0`` exactly where ``x_i > 0``, so ``dx = 0`` at ``x = 0``).
     """
-    xf = flat(x)
-    y = workspace.empty(xf.shape, xf.dtype)
-    parallel_spans(_relu_span, _relu_chunks, xf.size, xf.size, xf, y)
-    return y.reshape(x.shape), y
+    y, _ = _rectified(x, 0.0)
+    return y, y
 
 
 def relu_backward(g, y, needs=(True,)):
-    dx = workspace.empty(y.shape, y.dtype)
-    parallel_spans(_relu_grad_span, _relu_grad_chunks, y.size, y.size, flat(g), y, dx)
-    return (dx.reshape(g.shape),)
-
-
-@kernel
-def _leaky_relu_span(x, slope, y, start, stop):
-    x, y = x[start:stop], y[start:stop]
-    for i in range(x.size):
-        v = x[i]
-        y[i] = v if v > 0 else v * slope
-
-
-@kernel(parallel=True)
-def _leaky_relu_chunks(x, slope, y, items, threads):
-    for t in prange(threads):
-        _leaky_relu_span(x, slope, y, t * items // threads, (t + 1) * items // threads)
-
-
-@kernel
-def _leaky_relu_grad_span(g, x, slope, dx, start, stop):
-    g, x, dx = g[start:stop], x[start:stop], dx[start:stop]
-    for i in range(g.size):
-        dx[i] = g[i] if x[i] > 0 else g[i] * slope
-
-
-@kernel(parallel=True)
-def _leaky_relu_grad_chunks(g, x, slope, dx, items, threads):
-    for t in prange(threads):
-        _leaky_relu_grad_span(g, x, slope, dx, t * items // threads, (t + 1) * items // threads)
+    return (rectified_grad(g, y, 0.0),)
 
 
 def leaky_relu_forward(x, *, negative_slope: float):
@@ -282,18 +300,91 @@ def leaky_relu_forward(x, *, negative_slope: float):
     (Measured: a byte mask saved instead costs more than it saves, its
     writes and reads do not vectorise as well.)
     """
-    xf = flat(x)
-    slope = xf.dtype.type(negative_slope)
-    y = workspace.empty(xf.shape, xf.dtype)
-    parallel_spans(_leaky_relu_span, _leaky_relu_chunks, xf.size, xf.size, xf, slope, y)
-    return y.reshape(x.shape), (xf, slope)
+    y, xf = _rectified(x, negative_slope)
+    return y, (xf, negative_slope)
 
 
 def leaky_relu_backward(g, saved, needs=(True,)):
     x, slope = saved
-    dx = workspace.empty(x.shape, x.dtype)
-    parallel_spans(_leaky_relu_grad_span, _leaky_relu_grad_chunks, x.size, x.size, flat(g), x, slope, dx)
-    return (dx.reshape(g.shape),)
+    return (rectified_grad(g, x, slope),)
+
+
+# ------------------------------------------------- a bias and a (leaky) ReLU ending another op
+@kernel
+def _bias_rectify_span(y, bias, slope, act, start, stop):
+    """Planes ``b = start..stop`` of ``y (N, C, P)``: ``y[n, c] += bias[c]``, then ``rectify`` when ``act``."""
+    channels = y.shape[1]
+    for b in range(start, stop):
+        row = y[b // channels, b % channels]
+        shift = bias[b % channels]
+        for i in range(row.size):
+            row[i] += shift
+        if act:
+            rectify(row, slope, row)
+
+
+@kernel(parallel=True)
+def _bias_rectify_chunks(y, bias, slope, act, items, threads):
+    for t in prange(threads):
+        _bias_rectify_span(y, bias, slope, act, t * items // threads, (t + 1) * items // threads)
+
+
+@kernel
+def _rectify_bias_grad_span(g, y, slope, act, dz, db, start, stop):
+    """Channels ``c = start..stop``: ``dz[:, c] = rectify_grad(g, y)`` (when ``act``), ``db[c] = sum dz[:, c]``."""
+    lanes = np.empty(LANES)
+    for c in range(start, stop):
+        total = 0.0
+        for n in range(g.shape[0]):
+            if act:
+                rectify_grad(g[n, c], y[n, c], slope, dz[n, c])
+                total += row_sum(dz[n, c], lanes)
+            else:
+                total += row_sum(g[n, c], lanes)
+        db[c] = total
+
+
+@kernel(parallel=True)
+def _rectify_bias_grad_chunks(g, y, slope, act, dz, db, items, threads):
+    for t in prange(threads):
+        _rectify_bias_grad_span(g, y, slope, act, dz, db, t * items // threads, (t + 1) * items // threads)
+
+
+def _planes(a: np.ndarray) -> np.ndarray:
+    """``(N, C, *s)`` as a C-contiguous ``(N, C, prod(s))`` view (a copy only when not contiguous)."""
+    return np.ascontiguousarray(a).reshape(a.shape[:2] + (math.prod(a.shape[2:]),))
+
+
+def bias_rectify(y, bias, slope: float | None) -> None:
+    """In place on an op's fresh output ``y (N, C, *s)``: ``y[n,c,s] = act(y[n,c,s] + bias[c])``.
+
+    ``act`` is ``leaky_relu(., slope)`` (``slope = 0``: ReLU; ``slope >= 0``)
+    or nothing when ``slope`` is None; ``bias (C,)`` or None. One pass: a
+    layer followed by a (leaky) ReLU adds its bias and rectifies while each
+    plane is in cache. With no bias, ``-0.0`` is added: ``v + (-0.0) = v``
+    for every ``v``, ``-0.0`` included.
+    """
+    planes = y.reshape(y.shape[:2] + (math.prod(y.shape[2:]),))
+    shift = np.full(y.shape[1], -0.0, y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
+    act = slope is not None
+    parallel_spans(_bias_rectify_span, _bias_rectify_chunks, planes.shape[0] * planes.shape[1], y.size,
+                   planes, shift, y.dtype.type(slope if act else 0.0), act)
+
+
+def rectify_bias_grad(g, y, slope: float | None):
+    """Backward of ``bias_rectify``: ``(dz, db)`` with ``dz = g * act'(y)`` (``g`` itself when ``slope`` is None).
+
+    ``dz`` is the gradient of the op's output before the bias and the
+    activation, ``db[c] = sum_{n,s} dz[n,c,s]`` (float64 sums, cast to
+    ``g``'s dtype). ``act'`` is read off the output ``y`` (``rectify_grad``).
+    """
+    gp = _planes(g)
+    act = slope is not None
+    dz = workspace.empty(gp.shape, gp.dtype) if act else gp
+    db = np.empty(gp.shape[1])
+    parallel_spans(_rectify_bias_grad_span, _rectify_bias_grad_chunks, gp.shape[1], gp.size, gp,
+                   _planes(y) if act else gp, gp.dtype.type(slope if act else 0.0), act, dz, db)
+    return dz.reshape(g.shape), db.astype(g.dtype)
 
 
 @kernel

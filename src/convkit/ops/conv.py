@@ -28,12 +28,19 @@ back the same way)::
 
 and ``dx`` is ``dxp`` folded back through the padding (``pad_backward``).
 
+A layer followed by a (leaky) ReLU (``relu_slope = a``, ``a >= 0``; 0 is
+ReLU) ends in it: ``out = leaky_relu(out, a)``, computed in the pass that
+adds the bias (``activation.bias_rectify``); backward first takes
+``gy = g * leaky_relu'(out)`` from the saved output, in the pass that sums
+``db`` (``activation.rectify_bias_grad``).
+
 Computation: ``conv_forward`` pads the input (``padding_mode``; zero
 padding is left to the algorithm, whose kernels read zeros outside ``x``
 instead of copying it into a padded array), mirrors the kernel for
 ``flip``, and hands the correlation of the padded input to
 the algorithm of ``ops.conv_algorithms`` that ``convkit.functional`` chose
-(im2col, winograd, winograd4, fft or direct); it adds the bias itself, and
+(im2col, winograd, winograd4, fft or direct); it adds the bias (and the
+activation) itself, and
 ``conv_backward`` folds ``dxp`` back through the padding and mirrors ``dw``.
 """
 
@@ -44,6 +51,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import Primitive
+from .activation import bias_rectify, rectify_bias_grad
 from .conv_algorithms import ConvAlgorithm, ConvProblem, conv_problem
 from .conv_algorithms.auto import rule
 from .padding import pad_backward, pad_forward
@@ -70,7 +78,7 @@ def problem_for(x_shape, w_shape, *, stride, pads, dilation, groups: int, paddin
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                  stride: Sequence[int], pads: Sequence[tuple[int, int]], dilation: Sequence[int],
                  groups: int = 1, padding_mode: str = "zeros", flip: bool = False,
-                 algorithm: ConvAlgorithm | None = None):
+                 algorithm: ConvAlgorithm | None = None, relu_slope: float | None = None):
     """Convolution forward (see the module docstring for the formulas).
 
     Args:
@@ -81,6 +89,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         flip: mirror the kernel (true convolution).
         algorithm: the ``ops.conv_algorithms`` algorithm that computes the correlation, as
             ``convkit.backends.choose_conv_algorithm`` chose it; None: ``auto.rule``'s choice.
+        relu_slope: None, or the negative slope ``a >= 0`` of the (leaky) ReLU the output ends in.
     Returns ``out (N, C_out, *o)`` and the saved state for ``conv_backward``.
     """
     problem = problem_for(x.shape, w.shape, stride=stride, pads=pads, dilation=dilation, groups=groups,
@@ -92,24 +101,25 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     wk = _mirror(w) if flip else w
     algorithm = algorithm or rule(problem)
     y, cache = algorithm.forward(xp, wk, problem)
-    if b is not None:
-        y += b.reshape((1, -1) + (1,) * (x.ndim - 2))
-    return y, (algorithm, problem, xp, wk, cache, pad_saved, flip)
+    if b is not None or relu_slope is not None:
+        bias_rectify(y, b, relu_slope)
+    out = y if relu_slope is not None else None  # what the activation's gradient is read from
+    return y, (algorithm, problem, xp, wk, cache, pad_saved, flip, out, relu_slope)
 
 
 def conv_backward(g: np.ndarray, saved, needs=(True, True, True)):
     """``(dx, dw, db)`` of the convolution (formulas in the module docstring)."""
-    algo, problem, xp, wk, cache, pad_saved, flip = saved
+    algo, problem, xp, wk, cache, pad_saved, flip, out, relu_slope = saved
     dx = dw = db = None
+    if relu_slope is not None or needs[2]:
+        g, db = rectify_bias_grad(g, out, relu_slope)
     if needs[0] or needs[1]:
         dxp, dwk = algo.backward(g, xp, wk, problem, cache, needs[0], needs[1])
         if needs[0]:
             dx = dxp if pad_saved is None else pad_backward(dxp, pad_saved)[0]
         if needs[1]:
             dw = np.ascontiguousarray(_mirror(dwk)) if flip else dwk
-    if needs[2]:
-        db = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
-    return dx, dw, db
+    return dx, dw, (db if needs[2] else None)
 
 
 conv = Primitive("conv", conv_forward, conv_backward)

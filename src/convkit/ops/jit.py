@@ -22,8 +22,9 @@ process loads it instead of compiling again. numba checks a cached kernel
 against its own source file only, so a kernel that calls a helper kernel of
 another module would keep a stale copy of the helper after that module
 changed (an upgrade, an edit); convkit's kernels are therefore stamped with
-one hash of every source file in the packages that hold kernels
-(``KERNEL_PACKAGES``), and any change there compiles them all again.
+one hash of the sources they can reach (``kernel_sources``: all of ``ops``,
+and the modules of ``optim`` and ``data`` that import this one, since a
+kernel calls only kernels), and any change there compiles them all again.
 
 Threads: numba's OpenMP thread pool is started here with
 ``OMP_WAIT_POLICY=PASSIVE``, so that its idle threads sleep instead of
@@ -54,13 +55,23 @@ _CONVKIT = Path(__file__).resolve().parent.parent
 KERNEL_PACKAGES = ("ops", "optim", "data")
 
 
-def _sources_stamp() -> bytes:
-    """SHA-256 of every ``.py`` file under ``KERNEL_PACKAGES``, in sorted order, with its path."""
-    digest = hashlib.sha256()
+def kernel_sources() -> list[Path]:
+    """The files compiled kernels can depend on: every ``.py`` of ``ops``, and of ``optim`` and ``data``
+    those that import ``ops.jit`` (their other modules, edited often, then leave the cache valid)."""
+    found = []
     for package in KERNEL_PACKAGES:
         for path in sorted((_CONVKIT / package).rglob("*.py")):
-            digest.update(str(path.relative_to(_CONVKIT)).encode())
-            digest.update(path.read_bytes())
+            if package == "ops" or "jit import" in path.read_text(encoding="utf-8"):
+                found.append(path)
+    return found
+
+
+def _sources_stamp() -> bytes:
+    """SHA-256 of ``kernel_sources()``, in order, each with its path."""
+    digest = hashlib.sha256()
+    for path in kernel_sources():
+        digest.update(str(path.relative_to(_CONVKIT)).encode())
+        digest.update(path.read_bytes())
     return digest.digest()
 
 

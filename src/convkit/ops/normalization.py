@@ -91,6 +91,7 @@ import numba
 import numpy as np
 
 from . import Primitive, workspace
+from .activation import rectified_grad, rectify
 from .jit import kernel, prange
 
 LANES = 32  # independent partial sums in a row sum (a multiple of the SIMD width that vectorises)
@@ -174,10 +175,11 @@ def _finish(s1, s2, shift, m, eps, s, mean, var, inv_std):
 
 
 @kernel
-def _affine_block(x, y, n, g, mu, inv, gamma, beta, elementwise):
+def _affine_block(x, y, n, g, mu, inv, gamma, beta, elementwise, act, slope):
     """``y[n,g,k,t] = (x[n,g,k,t] - mu) * inv * gamma_p + beta_p`` over block ``(n, g)``.
 
-    ``p = g*K + k``, or ``p = t`` when ``elementwise``.
+    ``p = g*K + k``, or ``p = t`` when ``elementwise``; with ``act``, each
+    row then ends in ``leaky_relu(., slope)`` while it is in cache.
     """
     rows = x.shape[2]
     for k in range(rows):
@@ -191,6 +193,8 @@ def _affine_block(x, y, n, g, mu, inv, gamma, beta, elementwise):
             b = beta[g * rows + k]
             for t in range(xs.size):
                 ys[t] = (xs[t] - mu) * a + b
+        if act:
+            rectify(ys, slope, ys)
 
 
 @kernel
@@ -213,13 +217,15 @@ def _dx_block(gy, x, n, g, mu, inv, mean_gh, mean_ghx, gamma, elementwise, dx):
 
 
 @kernel(parallel=True)
-def _normalize(x, gamma, beta, eps, per_sample, batch_stats, elementwise, lanes, mean, var, inv_std, y):
+def _normalize(x, gamma, beta, eps, per_sample, batch_stats, elementwise, act, slope, lanes, mean, var, inv_std,
+               y):
     """``y = (x - mu_S) / sigma_S * gamma_p + beta_p`` on the layout ``x (N, G, K, P)``.
 
     Sets: block ``(n, g)`` (set ``n*G + g``) when ``per_sample``, else
     ``x[:, g]`` (set ``g``); ``m`` elements each. With ``batch_stats`` the
     kernel writes the sets' ``mean``, biased ``var`` and ``inv_std``; without,
-    it reads ``mean`` and ``inv_std``. ``gamma``, ``beta`` (float64) are
+    it reads ``mean`` and ``inv_std``. With ``act``, ``y`` ends in
+    ``leaky_relu(y, slope)`` (``slope`` of ``y``'s dtype). ``gamma``, ``beta`` (float64) are
     ``(G*K,)``, or ``(P,)`` when ``elementwise``. ``lanes`` (zeros,
     ``(T, 1 or G, 2, LANES)``) gives the ``T`` chunks of consecutive blocks
     (one per thread) their partial sums: one set's at a time when
@@ -251,7 +257,7 @@ def _normalize(x, gamma, beta, eps, per_sample, batch_stats, elementwise, lanes,
                     else:
                         _accumulate(flat[n, g], shift, flat[n, g], shift, lanes[t, g])
                 if phase == 1 or not two_passes:
-                    _affine_block(x, y, n, g, mean[s], inv_std[s], gamma, beta, elementwise)
+                    _affine_block(x, y, n, g, mean[s], inv_std[s], gamma, beta, elementwise, act, slope)
             if phase == 0 and two_passes:
                 for g in range(groups):
                     sums[t, g, 0], sums[t, g, 1] = _take(lanes[t, g])
@@ -364,6 +370,8 @@ class NormSaved(NamedTuple):
     shape: tuple[int, ...]       # x's shape
     dtype: np.dtype              # x's dtype
     param_shape: tuple[int, ...]
+    out: np.ndarray | None       # the output, when it ends in a (leaky) ReLU
+    relu_slope: float | None     # that ReLU's negative slope (0: ReLU), or None
 
 
 def _kernel_input(a: np.ndarray, layout: tuple[int, ...], dtype=None) -> np.ndarray:
@@ -390,10 +398,11 @@ def _lanes(blocks: int, slots: int) -> np.ndarray:
     return np.zeros((max(1, min(numba.get_num_threads(), blocks)), slots, 2, LANES))
 
 
-def _forward(x, weight, bias, layout, param_shape, *, per_sample, elementwise, eps, stats=None):
+def _forward(x, weight, bias, layout, param_shape, *, per_sample, elementwise, eps, stats=None, relu_slope=None):
     """Run ``_normalize`` on ``x`` in ``layout``: ``(y, saved, mean, var)`` (float64 per set).
 
-    ``param_shape`` is the shape of ``gamma``/``beta`` (given or not).
+    ``param_shape`` is the shape of ``gamma``/``beta`` (given or not);
+    ``relu_slope``: None, or the negative slope of the (leaky) ReLU that ``y`` ends in.
 
     ``stats`` is ``(running_mean, running_var)`` (per set ``g``, constants) or
     None to compute them from ``x``.
@@ -411,16 +420,20 @@ def _forward(x, weight, bias, layout, param_shape, *, per_sample, elementwise, e
         inv_std = 1.0 / np.sqrt(var + eps)
     y = workspace.empty(layout, xs.dtype)
     if xs.size:
-        _normalize(xs, gamma, beta, eps, per_sample, stats is None, elementwise,
-                   _lanes(batch * groups, 1 if per_sample else groups), mean, var, inv_std, y)
+        _normalize(xs, gamma, beta, eps, per_sample, stats is None, elementwise, relu_slope is not None,
+                   xs.dtype.type(relu_slope or 0.0), _lanes(batch * groups, 1 if per_sample else groups), mean,
+                   var, inv_std, y)
+    out = y.reshape(x.shape).astype(x.dtype, copy=False)
     saved = NormSaved(xs, mean, inv_std, gamma, per_sample, stats is None, elementwise, x.shape, x.dtype,
-                      param_shape)
-    return y.reshape(x.shape).astype(x.dtype, copy=False), saved, mean, var
+                      param_shape, None if relu_slope is None else y, relu_slope)
+    return out, saved, mean, var
 
 
 def _backward(g, saved: NormSaved, needs):
     """Gradients ``(dx, dgamma, dbeta)`` of ``_forward`` (formulas in the module docstring)."""
     s = saved
+    if s.relu_slope is not None:  # the gradient before the activation
+        g = rectified_grad(g, s.out, s.relu_slope)
     gy = _kernel_input(g, s.x.shape, s.x.dtype)
     batch, groups = s.x.shape[:2]
     dx = workspace.empty(s.x.shape, s.x.dtype) if needs[0] else np.empty((0, 0, 0, 0), s.x.dtype)
@@ -446,7 +459,7 @@ def _channel_layout(x) -> tuple[int, int, int, int]:
 
 
 # ------------------------------------------------------------------------------------------ ops
-def batch_norm_forward(x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+def batch_norm_forward(x, weight, bias, *, running_mean, running_var, training, momentum, eps, relu_slope=None):
     """Batch normalisation: one set per channel over batch and spatial axes.
 
     ``mu_c = 1/m sum_{n,s} x[n,c,s]``, ``var_c = 1/m sum_{n,s} (x[n,c,s] - mu_c)^2``
@@ -462,11 +475,15 @@ def batch_norm_forward(x, weight, bias, *, running_mean, running_var, training, 
     Shapes: ``x (N, C, *spatial)`` (spatial may be empty), ``weight``,
     ``bias`` ``(C,)`` or None -> ``y`` like ``x``. Kernel layout
     ``(N, C, 1, prod(spatial))``, sets ``x[:, c]``.
+
+    ``relu_slope`` (None, or ``a >= 0``): the output ends in
+    ``leaky_relu(y, a)`` (0: ReLU), written in the same pass; backward
+    first takes ``g * leaky_relu'(y)`` from the saved output.
     """
     layout = _channel_layout(x)
     stats = None if training else (running_mean, running_var)
     out, saved, mean, var = _forward(x, weight, bias, layout, x.shape[1:2], per_sample=False, elementwise=False,
-                                     eps=eps, stats=stats)
+                                     eps=eps, stats=stats, relu_slope=relu_slope)
     if training:
         m = x.size // x.shape[1]
         if running_mean is not None:
