@@ -57,7 +57,7 @@ def to_html(explanations: list[Explanation], title: str | None = None) -> str:
     title = explanations[0].title if title is None else title
     sections, number = [], 1
     for e in explanations:
-        sections.append(_section(e, number))
+        sections.append(_section(e, number, heading=len(explanations) > 1 or e.title != title))
         number += len(e.steps)
     data = json.dumps(page_data(explanations), ensure_ascii=False, separators=(",", ":"))
     esc = html.escape
@@ -107,10 +107,11 @@ def _script_safe(text: str) -> str:
 
 
 # ---------------------------------------------------------------------- static HTML
-def _section(e: Explanation, first: int) -> str:
+def _section(e: Explanation, first: int, heading: bool) -> str:
+    """One explanation's steps, numbered from ``first``, under its title when ``heading``."""
     steps = "\n".join(_step(step, first + i) for i, step in enumerate(e.steps))
-    return (f'<section class="explanation">\n<h2>{html.escape(e.title)}</h2>\n'
-            f'<ol class="steps" start="{first}">\n{steps}\n</ol>\n</section>')
+    title = f"<h2>{html.escape(e.title)}</h2>\n" if heading else ""
+    return f'<section class="explanation">\n{title}<ol class="steps" start="{first}">\n{steps}\n</ol>\n</section>'
 
 
 def _step(step: Step, number: int) -> str:
