@@ -146,3 +146,117 @@ def test_foreign_and_corrupt_files_are_refused(tmp_path):
         load_checkpoint(tmp_path / "junk.safetensors")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "absent.safetensors")
+
+
+# ------------------------------------------------------------------ crafted JSON fields (hypothesis)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+# Where a crafted value goes: a path into the checkpoint's "state" JSON.
+_FIELDS = [
+    ("epoch",), ("history",), ("history", 0), ("history", 0, "epoch"), ("history", 0, "train_loss"),
+    ("optimizer",), ("optimizer", "state"), ("optimizer", "state", "0"), ("optimizer", "state", "0", "step"),
+    ("optimizer", "state", "0", "exp_avg"), ("optimizer", "param_groups"), ("optimizer", "param_groups", 0),
+    ("optimizer", "param_groups", 0, "lr"), ("optimizer", "param_groups", 0, "betas"),
+    ("optimizer", "param_groups", 0, "params"), ("scheduler",), ("scheduler", "last_epoch"),
+    ("scheduler", "total_steps"), ("scheduler", "_schedule_phases"), ("scheduler", "base_lrs"),
+    ("rng",), ("rng", "state"), ("rng", "state", "state"), ("rng", "bit_generator"),
+]
+
+
+def _training_objects():
+    model = _net()
+    optimizer = optim.Adam(list(model.parameters()), lr=0.01)
+    return model, optimizer, OneCycleLR(optimizer, max_lr=0.01, total_steps=10)
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory):
+    """The tensors and metadata of a valid checkpoint after a few steps of training."""
+    path = tmp_path_factory.mktemp("ck") / "good.safetensors"
+    model, optimizer, scheduler = _training_objects()
+    _train_steps(model, optimizer, scheduler)
+    save_checkpoint(path, model, optimizer, scheduler, epoch=1,
+                    history=[{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5}], config={"model": "tiny"})
+    return load_file(path), load_metadata(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(_FIELDS), value=_JSON)
+def test_crafted_state_fields_give_a_clean_error_naming_file_and_field(good_checkpoint, tmp_path, field, value):
+    """Any JSON value in any field: the checkpoint loads and restores, or ValueError names the file and field."""
+    tensors, metadata = good_checkpoint
+    state = json.loads(metadata["state"])
+    parent = state
+    for key in field[:-1]:
+        parent = parent[key]
+    parent[field[-1]] = value
+    path = tmp_path / "crafted.safetensors"
+    save_file(tensors, path, metadata={**metadata, "state": json.dumps(state)})
+    model, optimizer, scheduler = _training_objects()
+    before = [p.data.copy() for p in model.parameters()]
+    try:
+        load_checkpoint(path).restore(model, optimizer, scheduler)
+    except ValueError as exc:
+        assert str(path) in str(exc)
+        assert any(words in str(exc) for words in ("field state.", "optimizer state", "scheduler state")), str(exc)
+        return
+    # accepted (values of the right kind in the right place): training goes on from it, unless the
+    # one-cycle schedule was put past its end (it then refuses to step, in its own words)
+    assert scheduler.state_dict().keys() == json.loads(metadata["state"])["scheduler"].keys()
+    past_the_end = scheduler.last_epoch + 1 > scheduler.total_steps
+    with np.errstate(all="ignore"):
+        if past_the_end:
+            with pytest.raises(ValueError, match="Tried to step"):
+                _train_steps(model, optimizer, scheduler, steps=1)
+        else:
+            _train_steps(model, optimizer, scheduler, steps=1)
+    assert [p.data.shape for p in model.parameters()] == [b.shape for b in before]
+
+
+@pytest.mark.parametrize("field, value, words", [
+    (("epoch",), -1, "field state.epoch is -1; expected a non-negative integer"),
+    (("epoch",), "2", "field state.epoch is '2'"),
+    (("epoch",), True, "field state.epoch is True"),
+    (("history",), {"epoch": 1}, "field state.history is"),
+    (("history", 0, "epoch"), 3, "field state.history[0].epoch is 3; expected the integer 1"),
+    (("history", 0, "train_loss"), "low", "field state.history[0].train_loss is 'low'; expected a number"),
+    (("optimizer", "param_groups", 0, "lr"), "fast", "field state.optimizer.param_groups[0].lr is 'fast'"),
+    (("optimizer", "param_groups", 0, "params"), [0, 0], "field state.optimizer.param_groups"),
+    (("optimizer", "state", "0", "step"), [1], "field state.optimizer.state.0 is"),
+    (("scheduler", "last_epoch"), 2.5, "field state.scheduler.last_epoch is 2.5; expected an integer"),
+    (("scheduler", "_schedule_phases"), [], "field state.scheduler._schedule_phases is []; expected a list of 2"),
+    (("rng", "state", "state"), "x", "field state.rng is"),
+    (("rng", "bit_generator"), "MT19937", "expected the state of a PCG64 generator"),
+])
+def test_crafted_state_fields_are_named(good_checkpoint, tmp_path, field, value, words):
+    tensors, metadata = good_checkpoint
+    state = json.loads(metadata["state"])
+    parent = state
+    for key in field[:-1]:
+        parent = parent[key]
+    parent[field[-1]] = value
+    path = tmp_path / "crafted.safetensors"
+    save_file(tensors, path, metadata={**metadata, "state": json.dumps(state)})
+    model, optimizer, scheduler = _training_objects()
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(path).restore(model, optimizer, scheduler)
+    assert str(path) in str(info.value) and words in str(info.value)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+
+
+def test_optimizer_arrays_of_the_wrong_shape_are_refused_before_loading(good_checkpoint, tmp_path):
+    tensors, metadata = good_checkpoint
+    path = tmp_path / "crafted.safetensors"
+    save_file({**tensors, "optimizer.state.0.exp_avg": np.zeros(3, np.float32)}, path, metadata=metadata)
+    model, optimizer, scheduler = _training_objects()
+    with pytest.raises(ValueError, match=r"field state.optimizer.state.0.exp_avg is 'an array of shape \(3,\)'"):
+        load_checkpoint(path).restore(model, optimizer, scheduler)
+    assert optimizer.state == {}

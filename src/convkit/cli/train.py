@@ -264,6 +264,10 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
         except ValueError as exc:
             raise _Exit(str(exc), 1) from None
         start_epoch, history = checkpoint.epoch, checkpoint.history
+        steps = start_epoch * len(job.train_loader)  # schedules are stepped once per batch
+        if scheduler is not None and scheduler.last_epoch != steps:
+            raise _Exit(f"{checkpoint.path} is corrupt: field state.scheduler.last_epoch is {scheduler.last_epoch}; "
+                        f"expected {steps} ({start_epoch} epochs of {len(job.train_loader)} batches)", 1)
         print(f"resuming {out} after epoch {start_epoch} of {settings['epochs']}", file=sys.stderr)
     saved = out / CHECKPOINT
     completed = start_epoch

@@ -89,17 +89,17 @@ class Checkpoint:
                 scheduler: LRScheduler | None = None) -> None:
         """Load the saved state into ``model`` (and ``optimizer``, ``scheduler``, convkit's generator).
 
+        The saved optimizer and scheduler states are checked against
+        ``optimizer`` and ``scheduler`` (module docstring) before anything
+        is loaded, so a refused file leaves them and the model as they were.
+
         Raises:
             ValueError: the model's parameter names or shapes differ from the
                 saved ones (the message lists them and names the saved
-                model), or an optimizer/scheduler is given for a file that
-                holds none.
+                model), an optimizer/scheduler is given for a file that
+                holds none, or their saved states do not fit them (the
+                message names the field).
         """
-        try:
-            model.load_state_dict(self.model_state)
-        except ValueError as exc:
-            saved = f" (saved from model {self.config['model']!r})" if "model" in self.config else ""
-            raise ValueError(f"{self.path}{saved} does not fit this model: {exc}") from None
         if optimizer is not None:
             if self.optimizer_state is None:
                 raise ValueError(f"{self.path} is a {self.kind} file without optimizer state; "
@@ -109,6 +109,11 @@ class Checkpoint:
             if self.scheduler_state is None:
                 raise ValueError(f"{self.path} holds no learning-rate scheduler state")
             _check_like(self.path, self.scheduler_state, scheduler.state_dict(), "state.scheduler")
+        try:
+            model.load_state_dict(self.model_state)
+        except ValueError as exc:
+            saved = f" (saved from model {self.config['model']!r})" if "model" in self.config else ""
+            raise ValueError(f"{self.path}{saved} does not fit this model: {exc}") from None
         if optimizer is not None:
             try:
                 optimizer.load_state_dict(self.optimizer_state)
@@ -304,8 +309,15 @@ def _check_optimizer_layout(path: Path, value) -> None:
     for key, entry in entries.items():
         if not key.isdigit() or int(key) not in indices:
             raise _corrupt(path, f"{field}.state", key, f"keys among the parameter indices {sorted(indices)}")
-        if not isinstance(entry, dict) or not all(isinstance(v, np.ndarray) or _is_number(v) for v in entry.values()):
-            raise _corrupt(path, f"{field}.state.{key}", entry, "an object of arrays and numbers")
+        if not isinstance(entry, dict) or not all(isinstance(v, np.ndarray) or (_is_number(v) and math.isfinite(v))
+                                                  for v in entry.values()):
+            raise _corrupt(path, f"{field}.state.{key}", entry, "an object of arrays and finite numbers")
+        if "step" in entry and not (_is_int(entry["step"]) and entry["step"] >= 0):
+            raise _corrupt(path, f"{field}.state.{key}.step", entry["step"], "a non-negative integer")
+    # One optimizer makes every parameter's state alike: the same entries, each an array or a number throughout.
+    layouts = {tuple(sorted((k, isinstance(v, np.ndarray)) for k, v in entry.items())) for entry in entries.values()}
+    if len(layouts) > 1:
+        raise _corrupt(path, f"{field}.state", sorted(layouts), "the same entries (arrays, numbers) for every parameter")
 
 
 def _plain_option(value) -> bool:
