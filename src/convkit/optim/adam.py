@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 
-from ..ops.jit import flat, fma, kernel, parallel_spans, prange
-from ..tensor import Tensor
-from .optimizer import Optimizer, check_range, flat_param, flat_state
+from ..ops.jit import fma, kernel, prange
+from .optimizer import Optimizer, Slot, check_range, flat_state, foreach, overlap
 
 __all__ = ["Adam", "AdamW"]
 
@@ -33,8 +32,8 @@ class Adam(Optimizer):
     ``exp_avg`` (m), ``exp_avg_sq`` (v) and, with amsgrad, ``max_exp_avg_sq``,
     arrays of the parameter's shape and dtype.
 
-    One kernel pass per parameter does the whole update in place, in the
-    parameter's dtype, evaluated as PyTorch does: scalars (``1 - beta1``,
+    One kernel pass over a group's parameters (``optimizer.foreach``) does
+    the whole update in place, in the parameters' dtype, evaluated as PyTorch does: scalars (``1 - beta1``,
     ``gamma / (1 - beta1**t)``, ...) computed in float64 and rounded to that
     dtype; the lerp ``m + w (g - m)`` (``w = 1 - beta1``) as
     ``fma(w, g - m, m)`` for ``w < 0.5``, else ``fma(w - 1, g - m, g)``;
@@ -74,28 +73,27 @@ class Adam(Optimizer):
         options["betas"] = (float(betas[0]), float(betas[1]))
         check_range(owner, "weight_decay", options["weight_decay"], "weight_decay value", low=0.0)
 
-    def _update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _update_group(self, slots: list[Slot], group: dict) -> None:
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = group["betas"]
-        p, copied = flat_param(param.data)
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros(param.shape, p.dtype)
-            state["exp_avg_sq"] = np.zeros(param.shape, p.dtype)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros(param.shape, p.dtype)
-        state["step"] = step = state["step"] + 1
-        decoupled = bool(group["decoupled_weight_decay"])
+        amsgrad, decoupled = bool(group["amsgrad"]), bool(group["decoupled_weight_decay"])
         decay = (1 - lr * weight_decay) if decoupled else weight_decay
-        h = np.array([-(lr / (1 - beta1 ** step)), math.sqrt(1 - beta2 ** step), eps, 1 - beta1, beta2, 1 - beta2,
-                      decay], dtype=p.dtype)
-        vmax = flat_state(state, "max_exp_avg_sq") if group["amsgrad"] else p[:0]
+        rows, m, v, vmax = [], [], [], []
+        for slot in slots:
+            state = slot.state
+            if not state:
+                state["step"] = 0
+                for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
+                    state[key] = np.zeros(slot.param.shape, slot.p.dtype)
+            state["step"] = step = state["step"] + 1
+            rows.append([-(lr / (1 - beta1 ** step)), math.sqrt(1 - beta2 ** step), eps, 1 - beta1, beta2,
+                         1 - beta2, decay])
+            m.append(flat_state(state, "exp_avg"))
+            v.append(flat_state(state, "exp_avg_sq"))
+            vmax.append(flat_state(state, "max_exp_avg_sq") if amsgrad else slot.p[:0])
         mode = 0 if weight_decay == 0 else 2 if decoupled else 1
-        parallel_spans(_adam_span, _adam_chunks, p.size, p.size, p, flat(grad), flat_state(state, "exp_avg"),
-                       flat_state(state, "exp_avg_sq"), vmax, h, mode, bool(group["amsgrad"]),
-                       bool(group["maximize"]))
-        if copied:
-            param.data[...] = p.reshape(param.shape)
+        foreach(_adam_range, _adam_ranges, [[s.p for s in slots], [s.grad for s in slots], m, v, vmax], rows,
+                mode, amsgrad, bool(group["maximize"]))
 
 
 @kernel
@@ -130,11 +128,22 @@ def _adam_span(p, g, m, v, vmax, h, decay_mode, amsgrad, maximize, start, stop):
         p[i] = theta + step_size * mi / (np.sqrt(vi) / correction2 + eps)
 
 
+@kernel
+def _adam_range(ps, gs, ms, vs, vmaxs, hs, count, decay_mode, amsgrad, maximize, start, stop):
+    """Elements ``start..stop`` of the first ``count`` parameters laid end to end (``optimizer.foreach``)."""
+    offset = 0
+    for i in range(count):
+        lo, hi = overlap(start, stop, offset, ps[i].size)
+        if lo < hi:
+            _adam_span(ps[i], gs[i], ms[i], vs[i], vmaxs[i], hs[i], decay_mode, amsgrad, maximize, lo, hi)
+        offset += ps[i].size
+
+
 @kernel(parallel=True)
-def _adam_chunks(p, g, m, v, vmax, h, decay_mode, amsgrad, maximize, items, threads):
+def _adam_ranges(ps, gs, ms, vs, vmaxs, hs, count, decay_mode, amsgrad, maximize, items, threads):
     for t in prange(threads):
-        _adam_span(p, g, m, v, vmax, h, decay_mode, amsgrad, maximize, t * items // threads,
-                   (t + 1) * items // threads)
+        _adam_range(ps, gs, ms, vs, vmaxs, hs, count, decay_mode, amsgrad, maximize, t * items // threads,
+                    (t + 1) * items // threads)
 
 
 class AdamW(Adam):

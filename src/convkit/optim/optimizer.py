@@ -9,9 +9,11 @@ An optimizer holds
   moment estimates, step count), created on the parameter's first update
   (plain SGD keeps none).
 
-Subclasses implement ``step()``, which reads each parameter's ``.grad``,
-skips parameters whose ``.grad`` is None, and updates ``p.data`` in place in
-the parameter's own dtype.
+``step()`` skips parameters whose ``.grad`` is None and hands the others
+of a group, a dtype at a time, to the subclass's ``_update_group``, which
+updates every ``p.data`` in place in its own dtype. The updates are
+compiled kernels run by ``foreach``: one call per ``GROUP_WIDTH`` parameters
+(PyTorch's multi-tensor apply), their elements split evenly over the threads.
 
 ``state_dict()`` names parameters by their position across the groups
 (0, 1, ... in group order), as PyTorch does, and holds only ndarrays (copies),
@@ -37,12 +39,26 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 
+from ..ops.jit import kernel, parallel_spans
 from ..tensor import Tensor
 
 __all__ = ["Optimizer"]
+
+GROUP_WIDTH = 16  # parameters per kernel call: one compiled signature per dtype, whatever the model
+
+
+class Slot(NamedTuple):
+    """One parameter in an update: flat C-contiguous views (or copies) of its data and gradient, and its state."""
+
+    param: Tensor
+    p: np.ndarray          # the parameter's data, flat; written back after the update when ``copied``
+    grad: np.ndarray       # the gradient, flat, the parameter's dtype
+    state: dict
+    copied: bool
 
 
 class Optimizer:
@@ -112,19 +128,27 @@ class Optimizer:
     def step(self, closure: Callable[[], float] | None = None):
         """Update every parameter that has a gradient; returns ``closure()`` if given."""
         loss = closure() if closure is not None else None
+        owner = type(self).__name__
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
+            by_dtype: dict[np.dtype, list[Slot]] = {}
+            for param in group["params"]:
+                if param.grad is None:
                     continue
-                state = self.state.get(p, {})
-                self._update(p, _grad_of(type(self).__name__, p), state, group)
-                if state:
-                    self.state[p] = state
+                p, copied = flat_param(param.data)
+                grad = _grad_of(owner, param).reshape(-1)
+                by_dtype.setdefault(p.dtype, []).append(Slot(param, p, grad, self.state.get(param, {}), copied))
+            for slots in by_dtype.values():
+                self._update_group(slots, group)
+                for slot in slots:
+                    if slot.copied:
+                        slot.param.data[...] = slot.p.reshape(slot.param.shape)
+                    if slot.state:
+                        self.state[slot.param] = slot.state
         return loss
 
-    def _update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
-        """Update ``param.data`` in place from ``grad`` (same shape and dtype) and ``state``."""
-        raise NotImplementedError(f"{type(self).__name__} does not define _update()")
+    def _update_group(self, slots: list[Slot], group: dict) -> None:
+        """Update the parameters of ``slots`` (one group, one dtype) in place, creating their state on first use."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _update_group()")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients: set them to None (default) or fill them with zeros in place."""
@@ -255,19 +279,55 @@ def flat_param(data: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def flat_state(state: dict, key: str) -> np.ndarray:
-    """The flat view of ``state[key]``, made C-contiguous first (a loaded state dict may hold any layout)."""
+    """The flat view of ``state[key]``, made C-contiguous and writeable first (a loaded state dict may hold any)."""
     a = state[key]
-    if not a.flags.c_contiguous:
-        a = state[key] = np.ascontiguousarray(a)
+    if not (a.flags.c_contiguous and a.flags.writeable):
+        a = state[key] = np.array(a, order="C")
     return a.reshape(-1)
 
 
 def _grad_of(owner: str, p: Tensor) -> np.ndarray:
-    """``p.grad`` as an ndarray of ``p``'s shape and dtype (not a copy when it already is one)."""
+    """``p.grad`` as a C-contiguous, writeable ndarray of ``p``'s shape and dtype (a copy only when needed).
+
+    (Writeable because the kernels take a group's arrays as one tuple of a single array type.)
+    """
     grad = np.asarray(p.grad)
     if grad.shape != p.shape:
         raise ValueError(f"{owner}.step: a parameter of shape {p.shape} has a gradient of shape {grad.shape}")
-    return grad if grad.dtype == p.dtype else grad.astype(p.dtype)
+    if grad.dtype == p.dtype and grad.flags.c_contiguous and grad.flags.writeable:
+        return grad
+    return np.array(grad, dtype=p.dtype, order="C")
+
+
+@kernel
+def overlap(start: int, stop: int, offset: int, size: int) -> tuple[int, int]:
+    """The part ``(lo, hi)`` of elements ``start..stop`` of a concatenation that falls in the array at
+    ``offset`` of ``size`` elements, in that array's own indices (``lo >= hi``: none)."""
+    return max(start - offset, 0), min(stop - offset, size)
+
+
+def foreach(span, chunks, columns: list[list[np.ndarray]], scalars: list[list[float]], *options) -> None:
+    """Run an update kernel over many parameters, ``GROUP_WIDTH`` per call.
+
+    ``columns`` are lists of flat arrays of one dtype, one entry per
+    parameter (its data, its gradient, each state buffer); ``scalars`` holds
+    one row of numbers per parameter (its step sizes). Each call passes one
+    tuple of ``GROUP_WIDTH`` arrays per column (padded with empty arrays),
+    the rows as an array ``h (GROUP_WIDTH, k)``, the number of parameters
+    in the call, then ``options``; ``span(*arrays, h, count, *options, start,
+    stop)`` updates elements ``start..stop`` of the parameters laid end to
+    end (``overlap`` gives each parameter's part), and ``ops.jit.parallel_spans``
+    splits them over the threads.
+    """
+    dtype = columns[0][0].dtype
+    empty = columns[0][0][:0]
+    for first in range(0, len(scalars), GROUP_WIDTH):
+        count = min(GROUP_WIDTH, len(scalars) - first)
+        packed = [tuple(column[first:first + count]) + (empty,) * (GROUP_WIDTH - count) for column in columns]
+        h = np.zeros((GROUP_WIDTH, len(scalars[0])), dtype)
+        h[:count] = scalars[first:first + count]
+        total = sum(a.size for a in packed[0])
+        parallel_spans(span, chunks, total, total, *packed, h, count, *options)
 
 
 def _plain(value):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.jit import flat, fma, kernel, parallel_spans, prange
-from ..tensor import Tensor
-from .optimizer import Optimizer, check_range, flat_param, flat_state
+from ..ops.jit import fma, kernel, prange
+from .optimizer import Optimizer, Slot, check_range, flat_state, foreach, overlap
 
 __all__ = ["SGD"]
 
@@ -28,8 +27,8 @@ class SGD(Optimizer):
     The momentum buffer ``b`` has the parameter's shape and dtype and is kept
     in ``state[p]["momentum_buffer"]`` (only when momentum != 0).
 
-    One kernel pass per parameter does the whole update in place, in the
-    parameter's dtype, with PyTorch's roundings: the hyperparameters are
+    One kernel pass over a group's parameters (``optimizer.foreach``) does
+    the whole update in place, in the parameters' dtype, with PyTorch's roundings: the hyperparameters are
     rounded to that dtype first, and every ``x + a * y`` above is one fused
     multiply-add (``ops.jit.fma``), as in PyTorch's vectorised kernels.
 
@@ -61,24 +60,26 @@ class SGD(Optimizer):
                 f"dampening={options['dampening']!r}"
             )
 
-    def _update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _update_group(self, slots: list[Slot], group: dict) -> None:
         momentum, weight_decay = float(group["momentum"]), float(group["weight_decay"])
-        p, copied = flat_param(param.data)
-        first = momentum != 0 and state.get("momentum_buffer") is None
-        if first:
-            state["momentum_buffer"] = np.empty(param.shape, p.dtype)
-        buf = flat_state(state, "momentum_buffer") if momentum != 0 else p[:0]
-        h = np.array([group["lr"], momentum, 1 - float(group["dampening"]), weight_decay], dtype=p.dtype)
-        parallel_spans(_sgd_span, _sgd_chunks, p.size, p.size, p, flat(grad), buf, h, weight_decay != 0,
-                       momentum != 0, first, bool(group["nesterov"]), bool(group["maximize"]))
-        if copied:
-            param.data[...] = p.reshape(param.shape)
+        rows, bufs = [], []
+        for slot in slots:
+            first = momentum != 0 and slot.state.get("momentum_buffer") is None
+            if first:
+                slot.state["momentum_buffer"] = np.empty(slot.param.shape, slot.p.dtype)
+            bufs.append(flat_state(slot.state, "momentum_buffer") if momentum != 0 else slot.p[:0])
+            rows.append([group["lr"], momentum, 1 - float(group["dampening"]), weight_decay, first])
+        foreach(_sgd_range, _sgd_ranges, [[s.p for s in slots], [s.grad for s in slots], bufs], rows,
+                weight_decay != 0, momentum != 0, bool(group["nesterov"]), bool(group["maximize"]))
 
 
 @kernel
-def _sgd_span(p, g, buf, h, decay, use_momentum, first, nesterov, maximize, start, stop):
-    """Elements ``start..stop`` of the update (class docstring); ``h = (gamma, mu, 1 - tau, lambda)`` in ``p``'s dtype."""
-    lr, momentum, undamped, weight_decay = h[0], h[1], h[2], h[3]
+def _sgd_span(p, g, buf, h, decay, use_momentum, nesterov, maximize, start, stop):
+    """Elements ``start..stop`` of the update (class docstring).
+
+    ``h = (gamma, mu, 1 - tau, lambda, first)`` in ``p``'s dtype; ``first`` (1 or 0): the buffer starts as ``d``.
+    """
+    lr, momentum, undamped, weight_decay, first = h[0], h[1], h[2], h[3], h[4] != 0
     p, g, buf = p[start:stop], g[start:stop], buf[start:stop]
     for i in range(p.size):
         d = -g[i] if maximize else g[i]
@@ -91,8 +92,19 @@ def _sgd_span(p, g, buf, h, decay, use_momentum, first, nesterov, maximize, star
         p[i] = fma(d, -lr, p[i])
 
 
+@kernel
+def _sgd_range(ps, gs, bufs, hs, count, decay, use_momentum, nesterov, maximize, start, stop):
+    """Elements ``start..stop`` of the first ``count`` parameters laid end to end (``optimizer.foreach``)."""
+    offset = 0
+    for i in range(count):
+        lo, hi = overlap(start, stop, offset, ps[i].size)
+        if lo < hi:
+            _sgd_span(ps[i], gs[i], bufs[i], hs[i], decay, use_momentum, nesterov, maximize, lo, hi)
+        offset += ps[i].size
+
+
 @kernel(parallel=True)
-def _sgd_chunks(p, g, buf, h, decay, use_momentum, first, nesterov, maximize, items, threads):
+def _sgd_ranges(ps, gs, bufs, hs, count, decay, use_momentum, nesterov, maximize, items, threads):
     for t in prange(threads):
-        _sgd_span(p, g, buf, h, decay, use_momentum, first, nesterov, maximize,
-                  t * items // threads, (t + 1) * items // threads)
+        _sgd_range(ps, gs, bufs, hs, count, decay, use_momentum, nesterov, maximize, t * items // threads,
+                   (t + 1) * items // threads)
