@@ -3,7 +3,9 @@
 The gradients are identical on both sides (drawn here, not computed by two
 autograds), so any difference is the update's own rounding: float32 within
 1.5e-7 over 20 steps, float64 within 1e-12. Parameters of odd sizes, one
-large enough to run on several threads, and non-contiguous ones.
+large enough to run on several threads, and non-contiguous ones; groups
+wider than one kernel call (``GROUP_WIDTH``), with mixed dtypes, empty
+parameters, read-only gradients and parameters that skip steps.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from oracle import torch
 from convkit.nn import Parameter
 from convkit.ops.jit import PARALLEL_WORK
 from convkit.optim import SGD, Adam, AdamW
+from convkit.optim.optimizer import GROUP_WIDTH
 
 STEPS = 20
 SHAPES = [(1,), (7,), (33,), (5, 7, 3), (4, 3), (PARALLEL_WORK + 77,)]
@@ -98,3 +101,31 @@ def test_state_loaded_in_another_layout_still_updates():
     opt_b.step()
     for p, q in zip(a, b):
         np.testing.assert_array_equal(p.data, q.data)
+
+
+@pytest.mark.parametrize("ck_cls,th_cls,kwargs", CASES, ids=lambda v: str(v) if isinstance(v, dict) else None)
+def test_wide_groups_of_mixed_dtypes_match_torch_parameter_by_parameter(ck_cls, th_cls, kwargs):
+    """2.5 kernel calls' worth of parameters, float32 and float64 interleaved, some empty, some large,
+    read-only gradients, and every third parameter without a gradient on odd steps (its step count lags)."""
+    rng = np.random.default_rng(7)
+    count = GROUP_WIDTH * 5 // 2
+    sizes = [0 if i % 11 == 5 else PARALLEL_WORK // 3 if i % 9 == 0 else int(rng.integers(1, 50))
+             for i in range(count)]
+    dtypes = [np.float32 if i % 2 else np.float64 for i in range(count)]
+    values = [(rng.standard_normal(n) * 0.5).astype(d) for n, d in zip(sizes, dtypes)]
+    ck = [Parameter(v) for v in values]
+    th = [torch.tensor(v.copy(), requires_grad=True) for v in values]
+    ck_opt, th_opt = ck_cls(ck, **kwargs), th_cls(th, **kwargs, foreach=False)
+    for step in range(6):
+        for i, (c, t) in enumerate(zip(ck, th)):
+            if step % 2 and i % 3 == 0:
+                c.grad, t.grad = None, None
+                continue
+            g = rng.standard_normal(c.shape).astype(c.dtype)
+            g.flags.writeable = False
+            c.grad, t.grad = g, torch.tensor(g.copy())
+        ck_opt.step()
+        th_opt.step()
+    for c, t in zip(ck, th):
+        assert c.dtype == t.detach().numpy().dtype
+        np.testing.assert_allclose(c.data, t.detach().numpy(), rtol=0, atol=ATOL[c.dtype.type])
