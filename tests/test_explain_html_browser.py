@@ -97,50 +97,56 @@ def _steps(explanations):
 
 @pytest.mark.parametrize("topic", sorted(EXAMPLES))
 def test_a_linked_step_shows_the_engines_numbers(browser, pages, topic):
-    """``#step=N.F`` opens frame F of step N: its formula, terms and running totals, its cells highlighted."""
+    """``#step=N.F`` opens frame F of step N: its formula, terms and running totals, its cells highlighted.
+
+    The page is opened at its first animated step; every other animated step is then reached by changing
+    the fragment, as a teacher's link would.
+    """
     path, explanations = pages[topic]
     steps = _steps(explanations)
     animated = [n for n, s in enumerate(steps, 1) if isinstance(s.figure, Frames) and s.figure.frames]
-    number = animated[0] if animated else len(steps)
-    step = steps[number - 1]
-    frame_number = min(2, len(step.figure.frames)) if animated else 1
-    _open(browser, path, f"#step={number}.{frame_number}")
-    assert _errors(browser) == []
-    current = browser.find_element(By.CSS_SELECTOR, "li.step.current")
-    assert current.get_attribute("id") == f"step-{number}"
-    assert len(browser.find_elements(By.CSS_SELECTOR, "li.step.current")) == 1
-    assert _text(browser, "#where").startswith(f"step {number} of {len(steps)}")
-    if animated:
+    targets = [(n, min(2, len(steps[n - 1].figure.frames))) for n in animated] or [(len(steps), 1)]
+    _open(browser, path, "#step={}.{}".format(*targets[0]))
+    for i, (number, frame_number) in enumerate(targets):
+        if i:
+            browser.execute_script("location.hash = arguments[0]", f"#step={number}.{frame_number}")
+        WebDriverWait(browser, 5).until(lambda b: _text(b, "#where").startswith(f"step {number} of {len(steps)}"))
+        current = browser.find_element(By.CSS_SELECTOR, "li.step.current")
+        assert current.get_attribute("id") == f"step-{number}"
+        assert len(browser.find_elements(By.CSS_SELECTOR, "li.step.current")) == 1
+        step = steps[number - 1]
+        if not animated:
+            assert current.find_element(By.TAG_NAME, "p").text.split()[0] == step.text.replace("`", "").split()[0]
+            continue
         frame = step.figure.frames[frame_number - 1]
         assert _text(browser, "#where").endswith(f"frame {frame_number} of {len(step.figure.frames)}")
-        panel = current.find_element(By.CSS_SELECTOR, ".panel")
-        assert panel.find_element(By.CSS_SELECTOR, ".caption").text == frame.caption
-        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-                for tr in panel.find_elements(By.TAG_NAME, "tr")][1:]
-        assert rows == [[term, fmt(total)] for term, total in zip(frame.terms, frame.running)]
+        shown = browser.execute_script(_SHOWN, current)
+        assert shown["caption"] == frame.caption
+        assert shown["rows"] == [[term, fmt(total)] for term, total in zip(frame.terms, frame.running)]
         if frame.caption in step.formulas:
-            assert _text(browser, "li.step.current .formula.current") == frame.caption
-        highlighted = browser.execute_script(_HIGHLIGHTED, current)
+            assert shown["formula"] == frame.caption
         for mark in frame.marks:  # the marked cells are highlighted, showing the stage matrix's numbers
             stage = step.figure.stage[mark.matrix]
             if stage.too_large():
                 continue
             grid = np.atleast_2d(dict(frame.values).get(mark.matrix, stage.data))
-            cells = {tuple(c): text for m, role, *c, text in highlighted if (m, role) == (mark.matrix, mark.role)}
+            cells = {tuple(c): text for m, role, *c, text in shown["cells"] if (m, role) == (mark.matrix, mark.role)}
             assert cells == {c: "·" if stage.blank_zeros and grid[c] == 0 else fmt(grid[c]) for c in mark.cells}
-    else:
-        assert current.find_element(By.TAG_NAME, "p").text.split()[0] == step.text.replace("`", "").split()[0]
+    assert _errors(browser) == []
     _not_blank(browser.get_screenshot_as_png())
 
 
-_HIGHLIGHTED = """
-const out = [];
-arguments[0].querySelectorAll("figure.frames .stage > *").forEach((table, m) => {
+_SHOWN = """
+const step = arguments[0], cells = [];
+step.querySelectorAll("figure.frames .stage > *").forEach((table, m) => {
   table.querySelectorAll("td").forEach(td => td.classList.forEach(c => {
-    if (c.startsWith("m-")) out.push([m, c.slice(2), td.parentNode.rowIndex, td.cellIndex, td.textContent]);
+    if (c.startsWith("m-")) cells.push([m, c.slice(2), td.parentNode.rowIndex, td.cellIndex, td.textContent]);
   }));
 });
-return out;
+const rows = [...step.querySelectorAll(".panel tr")].slice(1).map(tr => [...tr.cells].map(td => td.textContent));
+const formula = step.querySelector(".formula.current");
+return {caption: step.querySelector(".panel .caption").textContent, rows: rows, cells: cells,
+        formula: formula && formula.textContent};
 """
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import functional as F
 from .explanation import Explanation, Matrix, Step, fmt
-from .figures import Frame, Frames, Mark, running_sums
+from .figures import Frame, Frames, Mark, cell_of, running_sums
 from .operands import as_array, extent, plural, vector
 from .sums import join_terms
 
@@ -98,11 +98,11 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
                           figure=_channel_frames(x, variances, [[f"({fmt(v)} − {fmt(mu[c])})²" for v in values[c]]
                                                                 for c in range(channels)], squares)))
         first = tuple(np.unravel_index(0, x.shape))
+        normalised = tuple(f"x̂{_idx(cell)} = ({fmt(x[cell])} − {fmt(mu[cell[1]])})/√({fmt(var[cell[1]])} + "
+                           f"{fmt(eps)}) = {fmt(xhat[cell])}" for cell in _examples(x.shape, first))
         steps.append(Step(f"Normalise: `x̂ = (x − μ)/√(σ² + ε)` with ε = {fmt(eps)}, so each {unit} has mean 0 "
-                          "and variance about 1; for example:",
-                          tuple(f"x̂{_idx(cell)} = ({fmt(x[cell])} − {fmt(mu[cell[1]])})/√({fmt(var[cell[1]])} + "
-                                f"{fmt(eps)}) = {fmt(xhat[cell])}" for cell in _examples(x.shape, first)),
-                          _matrices("x̂", xhat)))
+                          "and variance about 1; for example:", normalised, _matrices("x̂", xhat),
+                          _map_frames(normalised, ("x", x), ("x̂", xhat))))
         steps.append(_affine_step(gamma, beta, xhat, out))
         steps.append(Step(f"Update the running estimates (momentum = {fmt(momentum)}): "
                           "`running_mean ← (1 − momentum)·running_mean + momentum·μ`, and the same for running_var with the UNBIASED variance `σ²·m/(m − 1)` — "
@@ -122,12 +122,13 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
         result.update(batch_mean=mu, batch_var=var, normalized=xhat, eval_output=eval_out)
     else:
         first = tuple(np.unravel_index(0, x.shape))
+        inferred = tuple(f"y{_idx(cell)} = {_gamma(gamma, cell[1])}({fmt(x[cell])} − {fmt(rm[cell[1]])})"
+                         f"/√({fmt(rv[cell[1]])} + {fmt(eps)}){_beta(beta, cell[1])} = {fmt(out[cell])}"
+                         for cell in _examples(x.shape, first))
         steps.append(Step("Inference (training=False): normalise with the running estimates, "
                           "`y = γ·(x − running_mean)/√(running_var + ε) + β`; the batch's own statistics are not "
-                          "used and the estimates do not change.",
-                          tuple(f"y{_idx(cell)} = {_gamma(gamma, cell[1])}({fmt(x[cell])} − {fmt(rm[cell[1]])})"
-                                f"/√({fmt(rv[cell[1]])} + {fmt(eps)}){_beta(beta, cell[1])} = {fmt(out[cell])}"
-                                for cell in _examples(x.shape, first)), _matrices("y", out)))
+                          "used and the estimates do not change.", inferred, _matrices("y", out),
+                          _map_frames(inferred, ("x", x), ("y", out))))
     result.update(running_mean=new_rm, running_var=new_rv)
     layer = "dense" if x.ndim == 2 else "conv"
     title = (f"batch_norm ({'training' if training else 'inference'}): a batch of {x.shape[0]} "
@@ -137,17 +138,25 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
 
 def _channel_frames(x: np.ndarray, captions, terms, values) -> Frames:
     """One frame per channel: its ``m`` values lit up in the batch, ``terms[c]`` with their running sum."""
-    stage = _matrices("x", x)
-    frames = []
-    for c, caption in enumerate(captions):
-        if x.ndim == 2:
-            marks = (Mark(0, "window", tuple((n, c) for n in range(x.shape[0]))),)
-        else:
-            shown = len(stage) // x.shape[1]
-            marks = tuple(Mark(c * shown + i, "window", tuple(np.ndindex(*stage[c * shown + i].grid.shape)))
-                          for i in range(shown))
-        frames.append(Frame(caption, marks, tuple(terms[c]), running_sums(values[c])))
-    return Frames(stage, tuple(frames))
+    return Frames(_matrices("x", x), tuple(Frame(caption, _channel_marks(x.shape, 0, c, "window"), tuple(terms[c]),
+                                                 running_sums(values[c])) for c, caption in enumerate(captions)))
+
+
+def _map_frames(captions, before: tuple[str, np.ndarray], after: tuple[str, np.ndarray]) -> Frames:
+    """One frame per channel: its values in the ``before`` array and what they become in the ``after`` one."""
+    first, second = _matrices(*before), _matrices(*after)
+    return Frames(first + second, tuple(
+        Frame(caption, _channel_marks(before[1].shape, 0, c, "window")
+              + _channel_marks(after[1].shape, len(first), c, "out")) for c, caption in enumerate(captions)))
+
+
+def _channel_marks(shape, start: int, c: int, role: str) -> tuple[Mark, ...]:
+    """Channel ``c``'s cells in the matrices ``_matrices`` shows for an array of ``shape``, from stage index ``start``."""
+    if len(shape) == 2:
+        return (Mark(start, role, tuple((n, c) for n in range(shape[0]))),)
+    shown = min(shape[0], MAX_ROWS_SHOWN)
+    cells = tuple(cell_of(i) for i in np.ndindex(*shape[2:]))
+    return tuple(Mark(start + c * shown + i, role, cells) for i in range(shown))
 
 
 def _idx(cell) -> str:
@@ -193,7 +202,7 @@ def _affine_step(gamma, beta, xhat, out) -> Step:
     channels = xhat.shape[1]
     g = np.ones(channels) if gamma is None else gamma
     b = np.zeros(channels) if beta is None else beta
+    affine = tuple(f"y[:,{c}] = {fmt(g[c])}·x̂[:,{c}] + {fmt(b[c])}" for c in range(channels))
     return Step("Scale and shift with the learned γ (weight) and β (bias), `y = γ·x̂ + β`, so the layer can undo "
-                "the normalisation where that helps:",
-                tuple(f"y[:,{c}] = {fmt(g[c])}·x̂[:,{c}] + {fmt(b[c])}" for c in range(channels)),
-                _matrices("y", out))
+                "the normalisation where that helps:", affine, _matrices("y", out),
+                _map_frames(affine, ("x̂", xhat), ("y", out)))

@@ -16,7 +16,6 @@ The topics fill these from the engine's own numbers; the page only shows
 them (the running totals are computed here, not in JavaScript).
 
 >>> import numpy as np
->>> from .explanation import Matrix
 >>> f = Frames((Matrix("I", np.arange(4.0)),), (Frame("I[1]", (Mark(0, "window", ((0, 1),)),)),))
 >>> f.frames[0].marks[0].cells
 ((0, 1),)

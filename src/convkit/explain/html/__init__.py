@@ -187,7 +187,7 @@ def _fields_figure(figure: FieldStack) -> str:
 
 # ---------------------------------------------------------------------- JSON for the script
 def page_data(explanations: list[Explanation]) -> dict:
-    """What ``page.js`` reads: per step (in page order) its number of frames and its figure's data."""
+    """What ``page.js`` reads: per step, in page order, its figure's data (frames or fields; None without one)."""
     steps = []
     for e in explanations:
         for step in e.steps:
