@@ -146,7 +146,7 @@ def test_transposed_frames_end_at_the_engines_output_and_batch_norm_frames_at_it
     first, last = stamps.frames[0].values[0][1], stamps.frames[-1].values[0][1]
     assert np.array_equal(last, e.result[0]) and np.count_nonzero(first) == 9
     e = explain.batch_norm([[1, 2], [2, 4], [3, 0], [4, 6]])
-    (_, means), (_, variances), (_, normalised), _ = _frames(e)
+    (_, means), (_, variances), (_, normalised) = _frames(e)
     assert [f.running[-1] / 4 for f in means.frames] == list(e.result["batch_mean"])
     assert np.allclose([f.running[-1] / 4 for f in variances.frames], e.result["batch_var"])
     for c, frame in enumerate(normalised.frames):  # channel c's column of x becomes channel c's column of x̂
