@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convkit import explain
 from convkit.analysis import summary
 from convkit.cli import build_parser, main
 from convkit.cli.explain import EXAMPLES, topic_explanations
@@ -223,6 +224,35 @@ def test_without_javascript_every_step_shows(browser, pages):
         assert all(f in text for group in formulas for f in group)
     finally:
         browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
+
+
+def test_printed_every_step_shows_without_the_controls(browser, pages):
+    path, explanations = pages["maxpool"]
+    _open(browser, path, "#step=3")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        shown = browser.find_elements(By.CSS_SELECTOR, "li.step")
+        assert len(shown) == len(_steps(explanations)) and all(li.is_displayed() for li in shown)
+        assert not browser.find_element(By.ID, "controls").is_displayed()
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    assert len([li for li in shown if li.is_displayed()]) == 1  # on screen again: one step at a time
+
+
+def test_jupyter_shows_the_page_in_an_iframe_whose_script_runs(browser, tmp_path):
+    e = explain.max_pool2d([[1, 3, 0, 1], [2, 4, 1, 5], [0, 1, 2, 2], [1, 0, 3, 1]], 2)
+    path = tmp_path / "notebook.html"
+    path.write_text(f"<!DOCTYPE html><html><body>{e._repr_html_()}</body></html>", encoding="utf-8")
+    _open(browser, path)
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    try:
+        browser.find_element(By.ID, "last").click()
+        frames = len(e.steps[-1].figure.frames)
+        assert _text(browser, "#where") == f"step {len(e.steps)} of {len(e.steps)} · frame {frames} of {frames}"
+        assert _text(browser, "li.step.current .panel .caption") == e.steps[-1].figure.frames[-1].caption
+    finally:
+        browser.switch_to.default_content()
+    assert _errors(browser) == []
 
 
 def _field_lines(browser) -> list[str]:
