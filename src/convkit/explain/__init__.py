@@ -2,10 +2,13 @@
 
 Each function returns an ``Explanation``: ordered steps, each a short
 sentence, its formulas with the numbers substituted and the value it
-produces. ``print(e)`` renders plain text, ``e.to_markdown()`` Markdown
-(also what Jupyter shows), ``e.to_latex()`` LaTeX. ``e.result`` holds the
-final value(s), computed by ``convkit.functional`` and the engine's
-autograd, so the numbers shown are the numbers convkit computes.
+produces. ``print(e)`` renders plain text, ``e.to_markdown()`` Markdown,
+``e.to_latex()`` LaTeX, ``e.to_html()`` a self-contained interactive page
+(also what Jupyter shows) that animates each step's ``figure`` (the window
+sliding, the products and running sums: ``convkit.explain.figures``).
+``e.result`` holds the final value(s), computed by ``convkit.functional``
+and the engine's autograd, so the numbers shown are the numbers convkit
+computes.
 
 ==========================================  ==================================================
 topic                                       functions
