@@ -223,7 +223,7 @@ def _train(args: argparse.Namespace) -> int:
         with _claim(out) as run:
             checkpoint = _load(out / CHECKPOINT, "to resume")
             settings = _resumed_settings(out, checkpoint, given)
-            job = _prepare(settings, args)
+            job = _prepare(settings, args, checkpoint.path)
             _check_same_data(checkpoint, job)
             return _run(args, run, job, checkpoint)
     settings = _settings(given)
@@ -237,11 +237,14 @@ def _train(args: argparse.Namespace) -> int:
         return _run(args, run, job, None)
 
 
-def _prepare(settings: dict, args: argparse.Namespace) -> _Job:
-    """Build and check the model, load the data, make the loaders; usage errors exit 2 here."""
+def _prepare(settings: dict, args: argparse.Namespace, source: Path | None = None) -> _Job:
+    """Build and check the model, load the data, make the loaders.
+
+    Usage errors exit 2 here, or 1 for a model named by the checkpoint ``source``.
+    """
     manual_seed(settings["seed"])
-    model = _build(settings["model"], args.max_parameters)
-    _check_outputs(model, settings["model"], CLASSES)
+    model = _build(settings["model"], args.max_parameters, source)
+    _check_outputs(model, settings["model"], CLASSES, source)
     train_set, test_set = _load_data(settings["dataset"], "train", args), _load_data(settings["dataset"], "test", args)
     train_loader, val_loader = _train_loaders(train_set, settings)
     test_loader = DataLoader(test_set.images, test_set.labels, EVAL_BATCH, mean=test_set.mean, std=test_set.std)
