@@ -1,5 +1,8 @@
-"""Layers and containers shaped like ``torch.nn``."""
+"""Layers and containers shaped like ``torch.nn``; ``convkit.nn.functional`` is ``convkit.functional``."""
 
+import sys
+
+from .. import functional
 from . import init
 from .activation import *  # noqa: F401,F403
 from .activation import __all__ as _activation
@@ -15,5 +18,7 @@ from .normalization import __all__ as _normalization
 from .pooling import *  # noqa: F401,F403
 from .pooling import __all__ as _pooling
 
-__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "init",
+sys.modules[f"{__name__}.functional"] = functional  # so that ``import convkit.nn.functional as F`` works, as in torch
+
+__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "init", "functional",
            *_activation, *_conv, *_linear, *_loss, *_normalization, *_pooling]
