@@ -42,3 +42,13 @@ def test_nn_functional_is_functional_as_in_torch():
 
     assert F is convkit.functional and convkit.nn.functional is convkit.functional
     assert _run("import convkit.nn.functional as F; print(F.__name__)").strip() == "convkit.functional"
+
+
+def test_the_package_ships_its_type_hints_marker_and_licence():
+    from importlib import resources
+    from importlib.metadata import metadata
+
+    assert resources.files("convkit").joinpath("py.typed").is_file()
+    meta = metadata("convkit")
+    assert meta["License-Expression"] == "MIT"
+    assert "Typing :: Typed" in meta.get_all("Classifier")
