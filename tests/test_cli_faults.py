@@ -294,3 +294,16 @@ def test_run_directory_in_use_is_refused_naming_the_process(files, tmp_path, cap
     with RunDirectory(files["run"]):
         assert main(["train", "--data-dir", str(files["data"]), "--out", str(files["run"]), "--resume"]) == 2
         assert f"is in use by process {os.getpid()}" in capsys.readouterr().err
+
+
+def test_a_last_training_batch_of_one_image_is_dropped_and_evaluation_stays_complete(tmp_path, capsys):
+    data = _write_data(tmp_path / "data", n_train=301)
+    model = "conv3-4 pool2 flatten fc16 bn fc10"  # BatchNorm1d cannot train on one image
+    out = tmp_path / "run"
+    assert main(["train", model, "--data-dir", str(data), "--out", str(out), *FAST]) == 0  # six batches of 50, then 1
+    assert np.array(json.loads((out / "metrics.json").read_text())["confusion_matrix"]).sum() == 100
+    out = tmp_path / "val"
+    assert main(["train", model, "--data-dir", str(data), "--out", str(out), *FAST, "--val-fraction", "0.2",
+                 "--batch-size", "60"]) == 0  # 60 held out, 241 to train: four batches of 60, then 1
+    record = json.loads((out / "metrics.json").read_text())["history"][0]
+    assert "val_accuracy" in record and "Traceback" not in capsys.readouterr().err
