@@ -369,3 +369,10 @@ def test_a_number_of_thousands_of_digits_is_an_error_at_its_token():
     with pytest.raises(ValueError, match=r"has 5000 digits; no setting needs more than 18") as info:
         from_spec(spec)
     assert caret_column(str(info.value)) == (6, 5002)
+
+
+def test_a_spec_of_more_than_ten_thousand_layers_is_refused_before_any_is_built():
+    assert len(from_spec("relu " * 10_000)) == 10_000
+    with pytest.raises(ValueError, match=r"from_spec: spec has more than 10,000 tokens \(it is 5,000,000 "
+                                         r"characters long\)"):
+        from_spec("relu " * 1_000_000)

@@ -70,6 +70,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 
 from .. import nn
 from ..ops._args import conv_output_size, conv_pads, is_int, ntuple
@@ -84,6 +85,9 @@ _POOL = re.compile(r"(maxpool|pool|p|avgpool|a)(\d+)((?:s\d+|p\d+)*)")
 _FC = re.compile(r"fc(\d+)")
 _DROPOUT = re.compile(r"dropout" + _NUM + "?")
 _LRELU = re.compile(r"lrelu" + _NUM + "?")
+# A spec from a file or a command line could list millions of parameter-free layers (``relu relu ...``),
+# each a Python object; VGG-19 written as a spec has fewer than 60 tokens.
+_MAX_TOKENS = 10_000
 _WORDS = ("gap", "bn", "relu", "tanh", "sigmoid", "flatten", "id")
 _ACTIVATIONS = ("relu", "lrelu", "tanh", "sigmoid", "id")
 
@@ -153,9 +157,12 @@ def _plan(spec: str, input_size: Sequence[int], op: str) -> tuple[list, int]:
     if (not isinstance(input_size, Sequence) or len(input_size) != 3
             or not all(is_int(v) and v >= 1 for v in input_size)):
         raise ValueError(f"{op}: input_size must be (C, H, W), three positive ints, got {input_size!r}")
-    tokens = [_parse(spec, m.group(), m.start()) for m in re.finditer(r"\S+", spec)]
+    tokens = [_parse(spec, m.group(), m.start()) for m in islice(re.finditer(r"\S+", spec), _MAX_TOKENS + 1)]
     if not tokens:
         raise ValueError(f"{op}: spec is empty; {_EXPECTED}")
+    if len(tokens) > _MAX_TOKENS:
+        raise ValueError(f"{op}: spec has more than {_MAX_TOKENS:,} tokens (it is {len(spec):,} characters "
+                         f"long); each token is a layer, and no network needs that many")
     weighted = [i for i, t in enumerate(tokens) if t.kind in ("conv", "fc")]
     last_weighted = weighted[-1] if weighted else -1
     layers: list = []
