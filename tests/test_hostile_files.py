@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import convkit.nn as nn
 from convkit import models
-from convkit.data import read_idx, write_idx
+from convkit.data import load, read_idx, write_idx
+from convkit.data.idx import read_idx_header
 from convkit.models import budget
 from convkit.models.spec import spec_parameters
 from convkit.safetensors import load_file, load_metadata, save_file
@@ -170,6 +171,31 @@ def test_a_short_stream_allocates_only_what_it_holds(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20
+
+
+def test_a_header_is_read_and_checked_without_the_data(tmp_path):
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip_of_zeros(idx_header(0x0C, 10, 28, 28), 32 << 20))
+    assert read_idx_header(path) == (np.dtype(np.int32), (10, 28, 28))   # the excess is never reached
+    with pytest.raises(ValueError, match="trailing bytes"):
+        read_idx(path)
+    (tmp_path / "short").write_bytes(idx_header(0x08, 10, 28, 28) + bytes(100))
+    with pytest.raises(ValueError, match=r"short is truncated: shape \(10, 28, 28\) of uint8 needs 7856 bytes"):
+        read_idx_header(tmp_path / "short")
+
+
+def test_a_dataset_whose_files_disagree_is_refused_before_their_data_are_read(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip_of_zeros(idx_header(0x08, 50_000, 28, 28),
+                                                                        50_000 * 28 * 28))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="has 50000 images but .* has 10 labels"):
+            load("mnist", "train", data_dir=tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20   # the 39 MB of images were never read
 
 
 def _idx_outcome(path, content_size):

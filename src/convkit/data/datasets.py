@@ -35,7 +35,7 @@ import numpy as np
 
 from .download import DownloadError
 from .download import download as download_file
-from .idx import read_idx
+from .idx import read_idx, read_idx_header
 
 SPLITS = {"train": "train", "test": "t10k"}
 SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
@@ -209,22 +209,25 @@ def _missing_message(name: str, split: str, searched: list[tuple[str, Path]], do
 
 
 def _read_checked(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+    """Both files' arrays; their headers are checked against each other before any data are read."""
+    image_dtype, image_shape = read_idx_header(images_path)
+    label_dtype, label_shape = read_idx_header(labels_path)
+    if image_dtype != np.uint8 or len(image_shape) != 3 or image_shape[1:] != (28, 28):
         raise ValueError(
-            f"load: {images_path} holds {images.dtype} of shape {images.shape}; expected uint8 "
+            f"load: {images_path} holds {image_dtype} of shape {image_shape}; expected uint8 "
             "images (N, 28, 28) (IDX magic 2051)"
         )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
+    if label_dtype != np.uint8 or len(label_shape) != 1:
         raise ValueError(
-            f"load: {labels_path} holds {labels.dtype} of shape {labels.shape}; expected uint8 "
+            f"load: {labels_path} holds {label_dtype} of shape {label_shape}; expected uint8 "
             "labels (N,) (IDX magic 2049)"
         )
-    if len(labels) != len(images):
+    if label_shape[0] != image_shape[0]:
         raise ValueError(
-            f"load: {images_path} has {len(images)} images but {labels_path} has {len(labels)} labels"
+            f"load: {images_path} has {image_shape[0]} images but {labels_path} has {label_shape[0]} labels"
         )
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
     if len(labels) and labels.max() > 9:
         raise ValueError(f"load: {labels_path} has label {labels.max()}; expected labels in 0..9")
     return images, labels.astype(np.int64)

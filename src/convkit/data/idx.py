@@ -28,6 +28,7 @@ import gzip
 import math
 import os
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +75,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises:
         FileNotFoundError: no such file.
         ValueError: bad magic (first two bytes not zero), unknown dtype code,
-            0 dimensions or more than NumPy's 64, a broken gzip stream, or a length other than
-            ``4 + 4*ndim + prod(sizes)*itemsize`` bytes (truncated file or
-            trailing bytes); the message names the file, what its header
-            says and what was found.
+            0 dimensions or more than NumPy's 64, a broken gzip stream, or
+            a length other than ``4 + 4*ndim + prod(sizes)*itemsize`` bytes
+            (truncated file or trailing bytes); the message names the file,
+            what its header says and what was found.
 
     >>> import tempfile, pathlib, numpy as np
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.idx.gz"
@@ -87,22 +88,46 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
            [3, 4, 5]], dtype=int16)
     """
     path = Path(path)
+    with _idx_stream(path) as (stream, size, compressed):
+        dtype, shape, header = _read_header(path, stream, size, compressed)
+        return _read_data(path, stream, dtype, shape, header, compressed)
+
+
+def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]:
+    """The (native-endian) dtype and the shape an IDX file's header declares, without reading its data.
+
+    The header is checked as by ``read_idx`` (magic, dtype code, number of
+    dimensions, and the size it implies against the file's), so a caller
+    can refuse a file that does not hold what it expects before its data
+    are read. Raises as ``read_idx``.
+    """
+    path = Path(path)
+    with _idx_stream(path) as (stream, size, compressed):
+        dtype, shape, _ = _read_header(path, stream, size, compressed)
+    return dtype.newbyteorder("="), shape
+
+
+@contextmanager
+def _idx_stream(path: Path):
+    """``(stream, size on disk, compressed)`` of the file at ``path``; gzip's errors become ValueErrors."""
     with open(path, "rb") as raw:
         size = os.fstat(raw.fileno()).st_size
         compressed = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
         if not compressed:
-            return _read_stream(path, raw, size, False)
+            yield raw, size, False
+            return
         with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
             try:
-                return _read_stream(path, stream, size, True)
+                yield stream, size, True
             except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
                 raise ValueError(f"read_idx: {path} is not a valid gzip file ({exc})") from None
 
 
-def _read_stream(path: Path, stream, size: int, compressed: bool) -> np.ndarray:
-    """The array of an IDX stream (``size``: the file's size on disk), checked as ``read_idx`` says."""
-    content = "decompressed content" if compressed else "content"
+def _read_header(path: Path, stream, size: int, compressed: bool) -> tuple[np.dtype, tuple[int, ...], int]:
+    """The file dtype, the shape and the header's length in bytes of an IDX stream (``size``: the file's
+    size on disk), checked as ``read_idx`` says."""
+    content = _content(compressed)
     magic = _read_at_most(stream, 4)
     if len(magic) < 4:
         raise ValueError(f"read_idx: {path} is too short for the 4-byte IDX header: its {content} has "
@@ -124,14 +149,21 @@ def _read_stream(path: Path, stream, size: int, compressed: bool) -> np.ndarray:
                          f"its {content} has {4 + len(sizes)}")
     shape = tuple(int.from_bytes(sizes[i:i + 4], "big") for i in range(0, len(sizes), 4))
     dtype = _CODE_TO_DTYPE[code]
-    nbytes = math.prod(shape) * dtype.itemsize
-    says = f"shape {shape} of {dtype.name} needs {header + nbytes} bytes ({header} header + data)"
+    nbytes, says = _implied(dtype, shape, header)
     if not compressed and header + nbytes != size:
         problem = "truncated" if size < header + nbytes else "followed by trailing bytes"
         raise ValueError(f"read_idx: {path} is {problem}: {says}, its content has {size}")
     if compressed and header + nbytes > _MAX_DEFLATE_RATIO * size:
         raise ValueError(f"read_idx: {path} is truncated or corrupt: {says}, more than its {size} compressed "
                          f"bytes can inflate to (deflate expands at most {_MAX_DEFLATE_RATIO}:1)")
+    return dtype, shape, header
+
+
+def _read_data(path: Path, stream, dtype: np.dtype, shape: tuple[int, ...], header: int,
+               compressed: bool) -> np.ndarray:
+    """The array that follows a checked header: exactly its bytes, or a ValueError for fewer or more."""
+    content = _content(compressed)
+    nbytes, says = _implied(dtype, shape, header)
     data = _read_at_most(stream, nbytes + 1)
     if len(data) < nbytes:
         raise ValueError(f"read_idx: {path} is truncated: {says}, its {content} has {header + len(data)}")
@@ -140,6 +172,16 @@ def _read_stream(path: Path, stream, size: int, compressed: bool) -> np.ndarray:
                          f"{header + len(data)} or more (reading stopped there)")
     array = np.frombuffer(data, dtype=dtype).reshape(shape)   # writable: it shares the bytearray
     return array if dtype.isnative else array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+
+
+def _implied(dtype: np.dtype, shape: tuple[int, ...], header: int) -> tuple[int, str]:
+    """The data bytes a header implies (a Python int: no overflow), and the words that say so in errors."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    return nbytes, f"shape {shape} of {dtype.name} needs {header + nbytes} bytes ({header} header + data)"
+
+
+def _content(compressed: bool) -> str:
+    return "decompressed content" if compressed else "content"
 
 
 def _read_at_most(stream, n: int) -> bytearray:
