@@ -49,13 +49,14 @@ and ``"conv3-16 bn tanh fc10"`` is ``Conv2d, BatchNorm2d, Tanh, Flatten, Linear`
 
 Errors are ``ValueError`` messages that quote the spec and point at the
 token with a caret line: an unknown token, an invalid value
-(``dropout1.5``), an option given twice, or an input too small for a layer
-(naming the shape the layer receives).
+(``dropout1.5``), a number of more than 18 digits, an option given twice,
+or an input too small for a layer (naming the shape the layer receives).
 
 The spec is untrusted input: it is checked whole and its parameters are
 counted (``spec_parameters``) before any layer is built, and ``from_spec``
 refuses a network over its ``max_parameters`` budget (200 M by default,
-see ``convkit.models.budget``) without allocating a weight.
+see ``convkit.models.budget``) without allocating a weight, and a spec of
+more than 10,000 tokens.
 
 >>> net = from_spec("conv3-10 pool2 conv3-10 pool2 flatten fc3")
 >>> [type(m).__name__ for m in net]
