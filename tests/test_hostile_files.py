@@ -335,3 +335,15 @@ def test_the_budget_can_be_raised_on_the_command_line(capsys):
     assert json.loads(capsys.readouterr().out)["totals"]["params"] == 79510
     assert main(["symmetry", "conv3-4 gap", "--input", "1x8x8", "--max-parameters", "40"]) == 0
     assert main(["symmetry", "conv3-4 gap", "--input", "1x8x8", "--max-parameters", "39"]) == 2
+
+
+def test_a_model_file_naming_a_huge_spec_is_refused_by_evaluate(tmp_path, capsys):
+    from convkit.cli import main
+    from convkit.train.checkpoint import save_model
+
+    path = tmp_path / "model.safetensors"   # small weights; the metadata names a 37 GiB network
+    save_model(path, models.build("fc10"), {"model": "fc100000 fc100000 fc10", "dataset": "mnist"})
+    assert main(["evaluate", str(path), "--data-dir", str(tmp_path)]) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "10,079,600,010 parameters, more than the budget of max_parameters=200,000,000" in err
