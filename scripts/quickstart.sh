@@ -13,6 +13,6 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; 
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
 fi
 
-python3 -m venv .venv
+[ -x .venv/bin/python ] || python3 -m venv .venv   # a second run reuses it
 .venv/bin/pip install -q -e '.[plot]'
 exec .venv/bin/convkit train "$@"

@@ -70,6 +70,7 @@ from ..backends import get_conv_algorithm, num_threads
 from ..data import (
     DataError,
     DataLoader,
+    Dataset,
     RandomCrop,
     RandomHorizontalFlip,
     load,
@@ -77,6 +78,7 @@ from ..data import (
 )
 from .._io import atomic_file
 from ..models import build
+from ..nn import Module
 from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..optim import SGD, Adam, AdamW
 from ..optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, StepLR
@@ -109,6 +111,9 @@ DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}
 EVAL_BATCH = 1000
 CLASSES = 10  # both datasets
 CHECKPOINT, MODEL_FILE, METRICS = "checkpoint.safetensors", "model.safetensors", "metrics.json"
+# The state entries each optimizer keeps for a parameter once it has stepped (sgd: with momentum).
+_OPTIMIZER_STATE = {"adam": {"step", "exp_avg", "exp_avg_sq"}, "adamw": {"step", "exp_avg", "exp_avg_sq"},
+                    "sgd": {"momentum_buffer"}}
 # Every epoch record of a resumed run must hold these (``_finish`` and the plots read them).
 _HISTORY_KEYS = {"epoch", "lr", "train_loss", "train_accuracy", "seconds"}
 
@@ -196,9 +201,9 @@ class _Job(NamedTuple):
     """What a run trains: settings, model, data and loaders, all checked before anything is written."""
 
     settings: dict
-    model: object
-    train_set: object
-    test_set: object
+    model: Module
+    train_set: Dataset
+    test_set: Dataset
     train_loader: DataLoader
     val_loader: DataLoader | None
     test_loader: DataLoader
@@ -262,6 +267,7 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
               "data": {"train": job.train_set.fingerprint(), "test": job.test_set.fingerprint()}}
     start_epoch, history = 0, []
     if checkpoint is not None:
+        _check_optimizer_entries(checkpoint, settings, len(list(model.parameters())))
         try:
             checkpoint.restore(model, optimizer, scheduler)
         except ValueError as exc:
@@ -446,6 +452,19 @@ def _resumed_settings(out: Path, checkpoint: Checkpoint, given: dict) -> dict:
                     + " or train into a new --out (to restart from its weights with other settings: "
                     f"--weights {out / CHECKPOINT})", 2)
     return settings
+
+
+def _check_optimizer_entries(checkpoint: Checkpoint, settings: dict, parameters: int) -> None:
+    """After an epoch, the optimizer keeps its own entries for every parameter: exit 1 if the file's differ."""
+    if checkpoint.optimizer_state is None or checkpoint.epoch == 0:
+        return
+    expected = _OPTIMIZER_STATE[settings["optimizer"]] if settings["momentum"] or settings["optimizer"] != "sgd" \
+        else set()
+    entries = checkpoint.optimizer_state["state"]
+    if any(set(entry) != expected for entry in entries.values()) or len(entries) != (parameters if expected else 0):
+        raise _Exit(f"{checkpoint.path} is corrupt: field state.optimizer.state does not hold "
+                    f"{sorted(expected)} for each of the {parameters} parameters ({settings['optimizer']} "
+                    f"after {checkpoint.epoch} epochs)", 1)
 
 
 def _check_same_data(checkpoint: Checkpoint, job: _Job) -> None:

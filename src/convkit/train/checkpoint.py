@@ -356,9 +356,9 @@ def _check_optimizer_fits(path: Path, saved: dict, optimizer: Optimizer) -> None
     for key, entry in saved["state"].items():
         param = params[order.index(int(key))]
         for name, value in entry.items():
-            if isinstance(value, np.ndarray) and value.shape not in (param.shape, ()):
-                raise _corrupt(path, f"state.optimizer.state.{key}.{name}", f"an array of shape {value.shape}",
-                               f"the parameter's shape {param.shape}")
+            if isinstance(value, np.ndarray) and (value.shape not in (param.shape, ()) or value.dtype.kind != "f"):
+                raise _corrupt(path, f"state.optimizer.state.{key}.{name}", f"{value.dtype} of shape {value.shape}",
+                               f"floats of the parameter's shape {param.shape}")
 
 
 def _check_like(path: Path, value, reference, field: str) -> None:
