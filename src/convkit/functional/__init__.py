@@ -8,13 +8,19 @@ from .activation import *  # noqa: F401,F403
 from .activation import __all__ as _activation
 from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv
+from .interpolate import *  # noqa: F401,F403
+from .interpolate import __all__ as _interpolate
 from .linear import *  # noqa: F401,F403
 from .linear import __all__ as _linear
 from .loss import *  # noqa: F401,F403
 from .loss import __all__ as _loss
 from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization
+from .padding import *  # noqa: F401,F403
+from .padding import __all__ as _padding
 from .pooling import *  # noqa: F401,F403
 from .pooling import __all__ as _pooling
+from .unfold import *  # noqa: F401,F403
+from .unfold import __all__ as _unfold
 
-__all__ = [*_activation, *_conv, *_linear, *_loss, *_normalization, *_pooling]
+__all__ = [*_activation, *_conv, *_interpolate, *_linear, *_loss, *_normalization, *_padding, *_pooling, *_unfold]

@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from ..autograd import apply
 from ..ops import activation as A
 from ..ops._args import normalize_dim
 from ..random import generator
 from ..tensor import Tensor, as_tensor
 
-__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "flatten"]
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "dropout2d", "flatten"]
 
 
 def relu(input) -> Tensor:
@@ -56,14 +58,31 @@ def _along_dim(input, dim, op: str, primitive) -> Tensor:
     return apply(primitive, [x], axis=axis)
 
 
-def softmax(input, dim: int) -> Tensor:
-    """``exp(x_i) / sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits)."""
-    return _along_dim(input, dim, "softmax", A.softmax)
+def _cast(input, dtype, op: str) -> Tensor:
+    """``input`` as a Tensor, converted to the float ``dtype`` first when one is given (PyTorch's ``dtype=``)."""
+    x = as_tensor(input, op=op)
+    if dtype is None:
+        return x
+    try:
+        target = np.dtype(dtype)
+    except TypeError:
+        target = None
+    if target is None or target.kind != "f":
+        raise TypeError(f"{op}: dtype must be a floating-point dtype (np.float32, np.float64, ...), got {dtype!r}")
+    return x if x.dtype == target else x.astype(target)
 
 
-def log_softmax(input, dim: int) -> Tensor:
-    """``x_i - log sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits)."""
-    return _along_dim(input, dim, "log_softmax", A.log_softmax)
+def softmax(input, dim: int, dtype=None) -> Tensor:
+    """``exp(x_i) / sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits).
+
+    ``dtype``: convert the input to this float dtype first (the gradient flows back through the conversion).
+    """
+    return _along_dim(_cast(input, dtype, "softmax"), dim, "softmax", A.softmax)
+
+
+def log_softmax(input, dim: int, dtype=None) -> Tensor:
+    """``x_i - log sum_j exp(x_j)`` along ``dim`` (max-subtracted, stable for huge logits); ``dtype`` as ``softmax``."""
+    return _along_dim(_cast(input, dtype, "log_softmax"), dim, "log_softmax", A.log_softmax)
 
 
 def dropout(input, p: float = 0.5, training: bool = True) -> Tensor:
@@ -80,6 +99,28 @@ def dropout(input, p: float = 0.5, training: bool = True) -> Tensor:
     if not training or p == 0:
         return x
     keep = generator().random(x.shape, dtype=x.dtype) >= p  # drawn here: ops read no global state
+    return apply(A.dropout, [x], keep=keep, p=float(p))
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero whole channels with probability ``p`` and scale the kept ones by ``1 / (1 - p)``.
+
+    ``y[n, c] = x[n, c] * m[n, c]`` with one ``m[n, c] = keep[n, c] / (1 - p)``
+    per feature map (Tompson et al. 2015: neighbouring pixels are correlated,
+    so dropping single ones regularises little). Input ``(N, C, H, W)``, or
+    ``(N, C, L)``, which PyTorch also treats channel by channel (it warns
+    that this will change; convkit does the same without the warning).
+    Identity when not ``training`` or ``p == 0``.
+    """
+    x = as_tensor(input, op="dropout2d")
+    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout2d: p must be a probability in [0, 1], got {p!r}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: input must be 4-D (N, C, H, W) or 3-D (N, C, L), got shape {x.shape}")
+    if not training or p == 0:
+        return x
+    keep = generator().random(x.shape[:2], dtype=x.dtype) >= p
+    keep = np.broadcast_to(keep.reshape(x.shape[:2] + (1,) * (x.ndim - 2)), x.shape)
     return apply(A.dropout, [x], keep=keep, p=float(p))
 
 

@@ -64,10 +64,17 @@ def _unbatch(t: Tensor, batched: bool) -> Tensor:
     return t if batched else t.reshape(t.shape[1:])
 
 
+def _stride(stride, kernel, nsp: int, op: str) -> tuple[int, ...]:
+    """``stride`` as an ``nsp``-tuple; None or empty (PyTorch's ``stride=()``) means the kernel size."""
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        return kernel
+    return ntuple(stride, nsp, "stride", op)
+
+
 def _window_args(nsp: int, op: str, kernel_size, stride, padding, dilation=1):
     """kernel, stride (default: kernel), padding and dilation as ``nsp``-tuples, checked as PyTorch does."""
     kernel = ntuple(kernel_size, nsp, "kernel_size", op)
-    stride = kernel if stride is None else ntuple(stride, nsp, "stride", op)
+    stride = _stride(stride, kernel, nsp, op)
     padding = ntuple(padding, nsp, "padding", op, minimum=0)
     dilation = ntuple(dilation, nsp, "dilation", op)
     if any(p > k // 2 for p, k in zip(padding, kernel)):
@@ -248,7 +255,7 @@ def _max_unpool(nsp, op, input, indices, kernel_size, stride, padding, output_si
     x, batched = _pool_input(input, nsp, op)
     idx = _unpool_indices(indices, x, batched, op)
     kernel = ntuple(kernel_size, nsp, "kernel_size", op)
-    stride = kernel if stride is None else ntuple(stride, nsp, "stride", op)
+    stride = _stride(stride, kernel, nsp, op)
     padding = ntuple(padding, nsp, "padding", op, minimum=0)
     size = _unpool_shape(op, x.shape[2:], kernel, stride, padding, output_size)
     plane = int(np.prod(size))

@@ -16,7 +16,7 @@ import numbers
 from .. import functional as F
 from .module import Module, rectifier
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout", "Flatten", "Identity"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout", "Dropout2d", "Flatten", "Identity"]
 
 
 class ReLU(Module):
@@ -132,6 +132,14 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of ``(N, C, H, W)`` input with probability ``p`` in training mode, scaling the rest
+    by ``1/(1-p)`` (``F.dropout2d``); identity in eval. Args as ``Dropout``."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)
 
 
 class Flatten(Module):

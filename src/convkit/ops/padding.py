@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from . import workspace
+from . import Primitive, workspace
 from .jit import kernel, prange
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -184,3 +184,6 @@ def pad_backward(g: np.ndarray, saved, needs=(True,)):
     _unpad(gc.reshape((cshape[0],) + tuple(n + lo + hi for n, (lo, hi) in zip(cshape[1:], cpads))),
            dx.reshape(cshape), *_tables(cshape[1:], cpads, mode), *(lo for lo, _ in cpads))
     return (dx,)
+
+
+pad = Primitive("pad", pad_forward, pad_backward)
