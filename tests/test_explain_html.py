@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from convkit import explain
+from convkit import explain, nn
 from convkit.analysis import summary
 from convkit.cli import build_parser, main
 from convkit.cli.explain import EXAMPLES, topic_explanations
@@ -51,6 +51,54 @@ class _Checker(HTMLParser):
         if self._in_data:
             self.data = json.loads(data)
         self.text.append(data)
+
+
+# Beyond the CLI's examples: channels, groups, bias, dilation, padding modes, ceil_mode, 1-D, 2-D FFT.
+_I2 = np.array([[[1.0, 2, 0], [0, 1, 2], [2, 0, 1]], [[1, 0, 1], [0, 1, 0], [1, 0, 1]]])
+_K4 = np.array([[[[1.0, 0], [0, -1]], [[1, 1], [0, 0]]], [[[0, 1], [1, 0]], [[2, 0], [0, 2]]]])
+MORE_CASES = {
+    "conv1d-channels-dilation": lambda: [explain.conv1d([[1, 2, 3, 4, 5, 6], [0, 1, 0, 1, 0, 1]],
+                                                        [[1, -1], [2, 0]], [1], dilation=2)],
+    "conv2d-groups-reflect": lambda: [explain.conv2d(_I2, _K4[:, :1], [1, -1], padding=1, groups=2,
+                                                     padding_mode="reflect")],
+    "convolve2d-channels": lambda: [explain.convolve2d(_I2, _K4, stride=2, padding=1)],
+    "conv2d-grad-channels": lambda: [explain.conv2d_grad(_I2, _K4, [1, 0], stride=2, padding=1,
+                                                         target=[[[1, 0], [0, 1]], [[0, 1], [1, 0]]])],
+    "conv1d-grad-dilation": lambda: [explain.conv1d_grad([1, 2, 3, 4, 5], [1, -1], stride=2, padding=1,
+                                                         dilation=2)],
+    "avgpool-ceil-padding": lambda: [explain.avg_pool2d(np.arange(25.0).reshape(5, 5) % 6, 3, 2, 1, ceil_mode=True,
+                                                        count_include_pad=False)],
+    "maxpool1d-padding-dilation": lambda: [explain.max_pool1d([1, 3, 0, 1, 2, 4, 5, 0], 2, 2, 1, dilation=2)],
+    "conv-transpose-groups": lambda: [explain.conv_transpose1d([[1, 2, 3], [0, 1, -1]], [[1, -1], [2, 1]], [0.5, -1],
+                                                               stride=2, padding=1, output_padding=1, groups=2)],
+    "batchnorm-conv-inference": lambda: [explain.batch_norm(np.arange(16.0).reshape(2, 2, 2, 2), [1, 2], [2, 1],
+                                                            [2, 1], [0, 1], training=False)],
+    "batchnorm-conv": lambda: [explain.batch_norm(np.arange(24.0).reshape(6, 2, 2), weight=[2, 1], bias=[0, 1])],
+    "fft-2d": lambda: [explain.fftconvolve(np.arange(9.0).reshape(3, 3), [[1, 0], [0, -1]], "valid")],
+    "im2col-channels-dilation": lambda: [explain.im2col(_I2, _K4, [1, 2], stride=2, padding=1, dilation=2)],
+    "receptive-field-1d": lambda: [explain.receptive_field(
+        nn.Sequential(nn.Conv1d(1, 4, 3), nn.MaxPool1d(2), nn.Conv1d(4, 4, 3, dilation=2)), (1, 30))],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_CASES))
+def test_every_frame_marks_cells_of_its_stage(case):
+    explanations = MORE_CASES[case]()
+    checker = _parse(to_html(explanations))
+    figures = [s.figure for e in explanations for s in e.steps]
+    assert [d["figure"] is not None for d in checker.data["steps"]] == [f is not None for f in figures]
+    assert any(isinstance(f, (Frames, FieldStack)) for f in figures)
+    for figure in figures:
+        if isinstance(figure, Frames):
+            for frame in figure.frames:
+                for mark in (*figure.fixed, *frame.marks):
+                    rows, cols = figure.stage[mark.matrix].grid.shape
+                    assert mark.cells and all(0 <= r < rows and 0 <= c < cols for r, c in mark.cells)
+                for index, grid in frame.values:
+                    assert np.atleast_2d(grid).shape == figure.stage[index].grid.shape
+        elif isinstance(figure, FieldStack):
+            for field in figure.fields:
+                assert [len(axis) for axis in field.spans] == list(figure.shapes[field.layer])
 
 
 def _parse(page: str) -> _Checker:

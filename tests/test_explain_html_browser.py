@@ -23,6 +23,7 @@ from convkit.cli import build_parser, main
 from convkit.cli.explain import EXAMPLES, topic_explanations
 from convkit.explain.explanation import fmt
 from convkit.explain.figures import FieldStack, Frames
+from convkit.explain.html import to_html
 from convkit.models import build
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -30,6 +31,7 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them with apt-get)",
                 allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra) is not installed")
+from test_explain_html import MORE_CASES  # noqa: E402  (tests/ is on sys.path: conftest.py)
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -66,6 +68,11 @@ def pages(tmp_path_factory):
     path = folder / "summary.html"
     assert main(["summary", "lenet5", "--input", "1x28x28", "--format", "html", "-o", str(path)]) == 0
     out["summary"] = (path, summary(build("lenet5", input_size=(1, 28, 28)), (1, 28, 28)))
+    for case, make in MORE_CASES.items():
+        explanations = make()
+        path = folder / f"{case}.html"
+        path.write_text(to_html(explanations), encoding="utf-8")
+        out[case] = (path, explanations)
     return out
 
 
@@ -96,7 +103,7 @@ def _steps(explanations):
     return [step for e in explanations for step in e.steps]
 
 
-@pytest.mark.parametrize("topic", sorted(EXAMPLES))
+@pytest.mark.parametrize("topic", sorted(EXAMPLES) + sorted(MORE_CASES))
 def test_a_linked_step_shows_the_engines_numbers(browser, pages, topic):
     """``#step=N.F`` opens frame F of step N: its formula, terms and running totals, its cells highlighted.
 
@@ -259,21 +266,23 @@ def _field_lines(browser) -> list[str]:
     return _text(browser, "li.step.current figure.fields .info").splitlines()
 
 
-def test_clicking_a_unit_shows_its_field_in_every_earlier_layer(browser, pages):
-    path, explanations = pages["receptive-field"]
+@pytest.mark.parametrize("topic, unit", [("receptive-field", (1, 2)), ("receptive-field-1d", (3,))])
+def test_clicking_a_unit_shows_its_field_in_every_earlier_layer(browser, pages, topic, unit):
+    path, explanations = pages[topic]
     steps = _steps(explanations)
     number, stack = next((n, s.figure) for n, s in enumerate(steps, 1) if isinstance(s.figure, FieldStack))
     _open(browser, path, f"#step={number}")
-    layer = len(stack.names) - 1
-    unit = (1, 2)
-    _click(browser, stack.shapes, layer, unit)
-    lines = _field_lines(browser)
-    assert lines[0] == f"{stack.names[layer]}, unit (1, 2):"
-    expected = [f for f in stack.fields if f.layer == layer]
-    assert len(lines) == 1 + len(expected) == 1 + layer
-    for line, field in zip(lines[1:], expected):
-        (r0, r1), (c0, c1) = field.spans[0][unit[0]], field.spans[1][unit[1]]
-        assert line.startswith(f"  sees in {stack.names[field.earlier]}: rows {r0}…{r1}, cols {c0}…{c1}")
+    for layer in range(len(stack.names) - 1, 0, -1):
+        _click(browser, stack.shapes, layer, unit)
+        lines = _field_lines(browser)
+        assert lines[0] == f"{stack.names[layer]}, unit ({', '.join(map(str, unit))}):"
+        expected = [f for f in stack.fields if f.layer == layer]
+        assert len(lines) == 1 + len(expected) == 1 + layer
+        for line, field in zip(lines[1:], expected):
+            spans = [field.spans[a][u] for a, u in enumerate(unit)]
+            seen = (f"rows {spans[0][0]}…{spans[0][1]}, cols {spans[1][0]}…{spans[1][1]}" if len(unit) == 2 else
+                    f"positions {spans[0][0]}…{spans[0][1]}")
+            assert line.startswith(f"  sees in {stack.names[field.earlier]}: {seen}")
     assert _errors(browser) == []
 
 

@@ -236,7 +236,8 @@ def correlation_frames(xp: np.ndarray, g: ConvGeometry, wk: np.ndarray, out: np.
         marks.append(Mark(c_in + c_out * cg + o, "out", (cell_of(y),)))
         formula, terms, values = cell_sum(out, view, wk, b, groups, cell, name)
         frames.append(Frame(formula, tuple(marks), tuple(terms), running_sums(values)))
-    fixed = () if pads is None else tuple(Mark(c, "pad", padding_cells(xp.shape[1:], pads)) for c in range(c_in))
+    border = () if pads is None else padding_cells(xp.shape[1:], pads)
+    fixed = tuple(Mark(c, "pad", border) for c in range(c_in)) if border else ()
     return Frames(stage, tuple(frames), "running sum", fixed)
 
 
