@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return BROKEN_PIPE
         except KeyboardInterrupt as exc:
             terminated = isinstance(exc, Terminated)
-            print("terminated" if terminated else "interrupted", file=sys.stderr)
+            print(f"convkit {args.command}: " + ("terminated (SIGTERM)" if terminated else "interrupted"),
+                  file=sys.stderr)
             return TERMINATED if terminated else INTERRUPTED
 
 

@@ -145,12 +145,14 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer
         history (list[dict] | None): per-epoch metrics (JSON-able). Default: none.
         config (dict | None): the run's settings (JSON-able). Default: none.
     """
+    if not _is_int(epoch) or epoch < 0:
+        raise ValueError(f"save_checkpoint: epoch must be a non-negative int, got {epoch!r}")
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     optimizer_state = None
     if optimizer is not None:
         optimizer_state = _arrays_to_refs(optimizer.state_dict(), "optimizer", tensors)
     state = {
-        "epoch": int(epoch),
+        "epoch": epoch,
         "history": list(history or []),
         "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
