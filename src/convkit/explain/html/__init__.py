@@ -7,7 +7,9 @@ tables, tables as tables), numbered across the page. A step's ``figure``
 ``Frames``, or the layer grids of a ``FieldStack``. The frames and fields
 travel as JSON in the page; ``page.js`` only shows them:
 
-* without scripts (or printed) every step shows at once, with its formulas;
+* without scripts (or printed) every step shows at once, with its formulas
+  and values (an animated step's stage, the same matrices, shows only with
+  scripts);
 * with scripts one step shows at a time, with buttons, a slider, play/pause
   and the keys ← → (step), space (play/pause), Home and End; a frame
   highlights its cells, writes its caption and its terms with their running
@@ -115,7 +117,8 @@ def _section(e: Explanation, first: int, heading: bool) -> str:
 
 
 def _step(step: Step, number: int) -> str:
-    parts = [f'<li class="step" id="step-{number}" data-step="{number}">', f"<p>{_inline(step.text)}</p>"]
+    animated = ' animated' if isinstance(step.figure, Frames) else ""
+    parts = [f'<li class="step{animated}" id="step-{number}" data-step="{number}">', f"<p>{_inline(step.text)}</p>"]
     if step.formulas:
         lines = "\n".join(f'<span class="formula">{html.escape(f)}</span>' for f in step.formulas)
         parts.append(f'<pre class="formulas">{lines}</pre>')

@@ -112,6 +112,9 @@
     current = Math.max(0, Math.min(positions.length - 1, index));
     var p = positions[current], s = p[0], f = p[1];
     steps.forEach(function (li, i) { li.classList.toggle("current", i === s); });
+    Array.prototype.forEach.call(document.querySelectorAll("section.explanation"), function (section) {
+      section.classList.toggle("current", section.contains(steps[s]));
+    });
     if (f >= 0) showFrame(s, f);
     slider.value = String(current);
     var n = data.steps[s].figure && f >= 0 ? data.steps[s].figure.frames.length : 0;
