@@ -35,6 +35,7 @@ from importlib import resources
 
 import numpy as np
 
+from ... import __version__
 from ..explanation import Explanation, Matrix, Step, Table, fmt
 from ..figures import FieldStack, Frames, Mark
 
@@ -54,8 +55,6 @@ def to_html(explanations: list[Explanation], title: str | None = None) -> str:
     for e in explanations:
         if not isinstance(e, Explanation):
             raise TypeError(f"to_html: expected Explanation objects, got {type(e).__name__}")
-    from ... import __version__
-
     title = explanations[0].title if title is None else title
     sections, number = [], 1
     for e in explanations:
@@ -117,7 +116,7 @@ def _section(e: Explanation, first: int, heading: bool) -> str:
 
 
 def _step(step: Step, number: int) -> str:
-    animated = ' animated' if isinstance(step.figure, Frames) else ""
+    animated = " animated" if isinstance(step.figure, Frames) else ""
     parts = [f'<li class="step{animated}" id="step-{number}" data-step="{number}">', f"<p>{_inline(step.text)}</p>"]
     if step.formulas:
         lines = "\n".join(f'<span class="formula">{html.escape(f)}</span>' for f in step.formulas)
