@@ -69,3 +69,70 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(plots.MatplotlibMissing, match=r"pip install 'convkit\[plot\]'"):
         plots.plot_history(HISTORY, tmp_path / "curves.png")
     assert issubclass(plots.MatplotlibMissing, ImportError)
+
+
+def test_every_plot_returns_its_figure_and_writes_nothing_without_a_path(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 12)
+    figures = [plots.plot_history(HISTORY),
+               plots.plot_confusion_matrix(np.eye(3, dtype=int), CLASSES),
+               plots.plot_misclassified(np.zeros((12, 6, 6)), labels, (labels + 1) % 3, CLASSES),
+               plots.plot_filters(net()),
+               plots.plot_feature_maps(net(), np.ones((1, 12, 12), np.float32)),
+               plots.plot_receptive_field(net(), np.ones((1, 12, 12)))]
+    assert all(isinstance(f, Figure) for f in figures)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_history_has_whole_epoch_ticks_and_the_learning_rate():
+    records = [dict(r, lr=lr) for r, lr in zip(HISTORY * 2, (1e-3, 3e-3, 2e-3, 1e-4))]
+    for i, r in enumerate(records):
+        r["epoch"] = i + 1
+    fig = plots.plot_history(records)
+    loss, acc, lr = fig.axes
+    fig.canvas.draw()
+    assert all(float(t).is_integer() for t in loss.get_xticks())
+    assert lr.get_ylabel().startswith("learning rate")
+    np.testing.assert_allclose(lr.lines[0].get_ydata(), [1e-3, 3e-3, 2e-3, 1e-4])
+    assert len(plots.plot_history(HISTORY).axes) == 2          # no lr recorded: no lr panel
+
+
+def test_weights_and_maps_use_a_zero_centred_diverging_scale_with_colour_bars():
+    fig = plots.plot_filters(net())
+    image = fig.axes[0].images[0]
+    low, high = image.get_clim()
+    assert image.get_cmap().name == plots.SIGNED and low == -high and high > 0
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "weight"    # the colour bar
+    maps = plots.plot_feature_maps(net(), np.random.default_rng(2).normal(size=(1, 12, 12)).astype(np.float32))
+    shown = [ax for ax in maps.axes if ax.images]
+    assert len(maps.axes) == 2 * len(shown)                                 # a colour bar per row
+    for ax in shown:
+        low, high = ax.images[0].get_clim()
+        assert ax.images[0].get_cmap().name == plots.SIGNED and low == -high
+
+
+def test_misclassified_are_sorted_by_confidence_and_show_it():
+    labels = np.array([0, 1, 2, 0, 1])
+    predicted = np.array([1, 1, 0, 2, 2])
+    probabilities = np.array([[0.3, 0.6, 0.1], [0, 1, 0], [0.9, 0, 0.1], [0.2, 0.3, 0.5], [0, 0.05, 0.95]])
+    fig = plots.plot_misclassified(np.zeros((5, 6, 6)), labels, predicted, CLASSES, probabilities=probabilities)
+    captions = [t.get_text() for t in fig.axes[0].texts]
+    assert captions == ["Trouser → Pullover 95%", "Pullover → T-shirt/top 90%", "T-shirt/top → Trouser 60%",
+                        "T-shirt/top → Pullover 50%"]
+    with pytest.raises(ValueError, match=r"probabilities must have shape \(5, 3\)"):
+        plots.plot_misclassified(np.zeros((5, 6, 6)), labels, predicted, CLASSES, probabilities=np.ones((5, 2)))
+
+
+def test_receptive_field_panels_outline_each_layers_field():
+    from convkit.models import lenet5
+
+    fig = plots.plot_receptive_field(lenet5(), np.zeros((1, 28, 28)))
+    sizes = [(p.get_height(), p.get_width()) for ax in fig.axes for p in ax.patches]
+    assert sizes == [(5, 5), (6, 6), (14, 14), (16, 16)]      # C1, S2, C3, S4: the field grows layer by layer
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("0: Conv2d") and titles[-1].endswith("field 16×16")
+    with pytest.raises(ValueError, match="unit must be two fractions"):
+        plots.plot_receptive_field(lenet5(), np.zeros((28, 28)), unit=(2, 0))

@@ -622,7 +622,7 @@ def _plots(out: Path, model, history, test_set, result, matrix, settings: dict) 
         plots.plot_history(history, out / "curves.png", title)
         plots.plot_confusion_matrix(matrix, test_set.classes, out / "confusion_matrix.png", title)
         plots.plot_misclassified(test_set.images, result.labels, result.predicted, test_set.classes,
-                                 out / "misclassified.png")
+                                 out / "misclassified.png", probabilities=result.probabilities)
         plots.plot_filters(model, out / "filters.png")
         first = (test_set.images[0] / 255.0 - test_set.mean) / test_set.std
         plots.plot_feature_maps(model, first[None].astype("float32"), out / "feature_maps.png")

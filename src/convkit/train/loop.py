@@ -53,11 +53,12 @@ class TrainingDiverged(ArithmeticError):
 
 
 class Predictions(NamedTuple):
-    """What ``predict`` returns: predicted and true classes ``(N,)`` and the mean loss."""
+    """What ``predict`` returns: predicted and true classes ``(N,)``, the mean loss, the class probabilities."""
 
     predicted: np.ndarray
     labels: np.ndarray
     loss: float
+    probabilities: np.ndarray  # (N, K): softmax of the logits
 
 
 def fit(model: Module, train_loader: Iterable, *, epochs: int, optimizer: Optimizer,
@@ -171,26 +172,28 @@ def predict(model: Module, loader: Iterable, loss_fn: Callable = F.cross_entropy
         loss_fn (callable): mean loss of a batch. Default: ``F.cross_entropy``.
 
     Returns:
-        ``Predictions(predicted, labels, loss)``: the argmax classes and the
-        true ones ``(N,)`` int64 in the loader's order, and the mean loss
-        over the N samples.
+        ``Predictions(predicted, labels, loss, probabilities)``: the argmax
+        classes and the true ones ``(N,)`` int64 in the loader's order, the
+        mean loss over the N samples, and the softmax of the logits ``(N, K)``.
     """
     was_training = model.training
     model.eval()
-    predicted, labels, loss_sum = [], [], 0.0
+    predicted, labels, probabilities, loss_sum = [], [], [], 0.0
     try:
         with no_grad():
             for x, y in loader:
                 logits = model(x)
                 loss_sum += loss_fn(logits, y).item() * len(y)
                 predicted.append(logits.data.argmax(axis=1))
+                probabilities.append(F.softmax(logits, 1).data)
                 labels.append(np.asarray(y))
     finally:
         model.train(was_training)
     if not labels:
         raise ValueError("predict: the loader yielded no batches")
     labels_all = np.concatenate(labels).astype(np.int64)
-    return Predictions(np.concatenate(predicted).astype(np.int64), labels_all, loss_sum / len(labels_all))
+    return Predictions(np.concatenate(predicted).astype(np.int64), labels_all, loss_sum / len(labels_all),
+                       np.concatenate(probabilities))
 
 
 def evaluate(model: Module, loader: Iterable, loss_fn: Callable = F.cross_entropy,
@@ -208,7 +211,7 @@ def evaluate(model: Module, loader: Iterable, loss_fn: Callable = F.cross_entrop
         ``(loss, accuracy, confusion_matrix)``: floats, and an int64 ``(K, K)``
         array with true classes in rows, predictions in columns.
     """
-    predicted, labels, loss = predict(model, loader, loss_fn)
+    predicted, labels, loss, _ = predict(model, loader, loss_fn)
     if num_classes is None:
         num_classes = int(max(predicted.max(), labels.max())) + 1
     return loss, accuracy(predicted, labels), confusion_matrix(labels, predicted, num_classes)

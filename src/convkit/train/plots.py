@@ -1,10 +1,15 @@
-"""Pictures of a training run as PNG files: curves, confusion matrix, errors, filters, feature maps.
+"""Pictures of a training run: curves, confusion matrix, errors, filters, feature maps, receptive fields.
 
-Needs matplotlib (``pip install 'convkit[plot]'``), imported only when a
-function here is called; without it they raise ``MatplotlibMissing`` (an
-ImportError) saying so. Figures are drawn on matplotlib's Agg canvas
-without pyplot, so nothing here changes the backend or the state of a
-user's interactive session, and each PNG is written atomically.
+Every function returns its matplotlib ``Figure`` (a notebook shows it) and,
+given a ``path``, also writes it there as a PNG, atomically. Needs
+matplotlib (``pip install 'convkit[plot]'``), imported only when a function
+here is called; without it they raise ``MatplotlibMissing`` (an ImportError)
+saying so. Figures are drawn without pyplot, so nothing here changes the
+backend or the state of a user's interactive session.
+
+Signed quantities (weights, activations) use one diverging colour map
+centred at zero (``SIGNED``: blue negative, white zero, red positive) with a
+colour bar, so the sign of every value can be read.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from ..nn.normalization import BatchNorm2d
 from ..nn.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
 __all__ = ["MatplotlibMissing", "plot_history", "plot_confusion_matrix", "plot_misclassified",
-           "plot_filters", "plot_feature_maps"]
+           "plot_filters", "plot_feature_maps", "plot_receptive_field"]
+
+SIGNED = "RdBu_r"  # diverging, white at zero (with symmetric limits)
 
 _POOLS = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d)
 # Layers that keep an image an image: feature maps are followed through these.
@@ -36,42 +43,57 @@ class MatplotlibMissing(ImportError):
     """matplotlib, needed for plots, is not installed."""
 
 
-def plot_history(history: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Loss and accuracy per epoch (train, and val/test where recorded), side by side.
+def plot_history(history: Sequence[dict], path: str | os.PathLike | None = None, title: str = ""):
+    """Loss and accuracy per epoch (train, and val/test where recorded), and the learning rate.
+
+    Epochs are whole numbers on the axes. The learning-rate panel (the
+    records' ``lr``, group 0's at the end of each epoch) shows the schedule
+    the curves came from.
 
     Args:
         history: the records of ``fit`` (keys ``epoch``, ``train_loss``,
-            ``train_accuracy``, optional ``val_*``, ``test_*``).
-        path: the PNG file to write.
+            ``train_accuracy``, optional ``val_*``, ``test_*``, ``lr``).
+        path: the PNG file to write, or None.
         title (str): figure title. Default: none.
+    Returns the Figure.
     """
     if not history:
         raise ValueError("plot_history: history is empty; expected at least one epoch record")
-    fig = _figure(figsize=(10, 4))
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [("loss", "loss"), ("accuracy", "accuracy")]
+    if all("lr" in r for r in history):
+        panels.append(("lr", "learning rate (end of epoch)"))
+    fig = _figure(figsize=(5 * len(panels), 4))
     epochs = [r["epoch"] for r in history]
-    for i, (metric, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
-        ax = fig.add_subplot(1, 2, i + 1)
-        for split in ("train", "val", "test"):
+    for i, (metric, label) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        if metric == "lr":
+            ax.plot(epochs, [r["lr"] for r in history], marker="o", color="grey")
+        for split in ("train", "val", "test") if metric != "lr" else ():
             key = f"{split}_{metric}"
             if all(key in r for r in history):
                 ax.plot(epochs, [r[key] for r in history], marker="o", label=split)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if metric != "lr":
+            ax.legend()
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    return _finish(fig, path)
 
 
-def plot_confusion_matrix(matrix, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
+def plot_confusion_matrix(matrix, classes: Sequence[str], path: str | os.PathLike | None = None, title: str = ""):
     """The confusion matrix as a heat map of row fractions, each cell labelled with its count.
 
     Args:
         matrix: ``(K, K)`` counts, true classes in rows, predictions in columns.
         classes: the K class names.
-        path: the PNG file to write.
+        path: the PNG file to write, or None.
         title (str): figure title. Default: none.
+    Returns the Figure.
     """
     matrix = np.asarray(matrix)
     k = len(classes)
@@ -95,33 +117,50 @@ def plot_confusion_matrix(matrix, classes: Sequence[str], path: str | os.PathLik
                     color="white" if fractions[i, j] > 0.5 else "black")
     if title:
         ax.set_title(title)
-    _save(fig, path)
+    return _finish(fig, path)
 
 
-def plot_misclassified(images, labels, predicted, classes: Sequence[str], path: str | os.PathLike,
-                       max_images: int = 100, columns: int = 10) -> None:
-    """A grid of the misclassified images, each captioned ``true → predicted`` (as LeCun's LeNet-5 errors).
+def plot_misclassified(images, labels, predicted, classes: Sequence[str], path: str | os.PathLike | None = None,
+                       max_images: int = 100, columns: int = 10, probabilities=None):
+    """A grid of the misclassified images, captioned ``true → predicted`` (as LeCun's LeNet-5 errors).
+
+    With ``probabilities``, the errors are sorted by the confidence of the
+    wrong prediction, most confident first (fastai's "top losses"), and each
+    caption gives it: these are the errors worth a look (a label error, or a
+    class the model has confused with certainty).
 
     Args:
         images: ``(N, H, W)`` images (any numeric dtype), in the order of ``labels``.
         labels, predicted: true and predicted classes ``(N,)``.
         classes: class names by index.
-        path: the PNG file to write.
-        max_images (int): show at most this many errors (the first ones). Default: 100.
+        path: the PNG file to write, or None.
+        max_images (int): show at most this many errors. Default: 100.
         columns (int): images per row. Default: 10.
+        probabilities: ``(N, K)`` predicted class probabilities (softmax), or None: errors in input order.
+    Returns the Figure.
     """
     images, labels, predicted = np.asarray(images), np.asarray(labels), np.asarray(predicted)
     if images.ndim != 3 or not len(images) == len(labels) == len(predicted):
         raise ValueError(f"plot_misclassified: expected images (N, H, W) with N labels and predictions, got "
                          f"images {images.shape}, labels {labels.shape}, predicted {predicted.shape}")
     wrong = np.flatnonzero(labels != predicted)
+    confidence = None
+    if probabilities is not None:
+        probabilities = np.asarray(probabilities)
+        if probabilities.shape != (len(labels), len(classes)):
+            raise ValueError(f"plot_misclassified: probabilities must have shape ({len(labels)}, {len(classes)}) "
+                             f"(N, classes), got {probabilities.shape}")
+        confidence = probabilities[np.arange(len(labels)), predicted]
+        wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
     shown = wrong[:max_images]
     columns = max(1, min(columns, len(shown)))
     rows = max(1, math.ceil(len(shown) / columns))
     h, w = images.shape[1:]
     fig = _figure(figsize=(1.3 * columns, 1.45 * rows + 0.5))
+    order = "most confident first" if confidence is not None else "first"
     fig.suptitle(f"{len(wrong)} of {len(labels)} misclassified"
-                 + (f" (first {len(shown)} shown)" if len(shown) < len(wrong) else "") + ": true → predicted")
+                 + (f" ({order} {len(shown)} shown)" if len(shown) < len(wrong) else "")
+                 + ": true → predicted" + (" (its probability)" if confidence is not None else ""))
     ax = fig.add_subplot(1, 1, 1)
     ax.axis("off")
     if len(shown):
@@ -129,21 +168,23 @@ def plot_misclassified(images, labels, predicted, classes: Sequence[str], path: 
         ax.imshow(_tiles(images[shown].astype(np.float64), columns, pad, top), cmap="gray_r")
         for n, i in enumerate(shown):
             r, c = divmod(n, columns)
+            sure = f" {confidence[i]:.0%}" if confidence is not None else ""
             ax.text(c * (w + pad) + w / 2, r * (h + top + pad) + top - 1, f"{classes[labels[i]]} → "
-                    f"{classes[predicted[i]]}", ha="center", va="bottom", fontsize=6)
-    _save(fig, path)
+                    f"{classes[predicted[i]]}{sure}", ha="center", va="bottom", fontsize=6)
+    return _finish(fig, path)
 
 
-def plot_filters(model: Module, path: str | os.PathLike, max_filters: int = 64) -> None:
+def plot_filters(model: Module, path: str | os.PathLike | None = None, max_filters: int = 64):
     """The kernels of the model's first Conv2d: one row per output channel, one column per input channel.
 
-    All kernels share one symmetric grey scale (white positive, black
-    negative, middle grey zero).
+    All kernels share one colour scale, symmetric about zero (``SIGNED``),
+    with its colour bar: red weights are positive, blue negative.
 
     Args:
         model (Module): holds at least one ``Conv2d``.
-        path: the PNG file to write.
+        path: the PNG file to write, or None.
         max_filters (int): show at most this many output channels. Default: 64.
+    Returns the Figure.
     """
     conv = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
     if conv is None:
@@ -156,33 +197,35 @@ def plot_filters(model: Module, path: str | os.PathLike, max_filters: int = 64) 
     mosaic = _tiles(weight.reshape(-1, kh, kw), columns, pad=max(1, kw // 4))
     height, width = mosaic.shape
     scale = min(0.3, 10.0 / width, 14.0 / height)
-    fig = _figure(figsize=(max(4.0, width * scale + 0.4), height * scale + 0.6))
+    fig = _figure(figsize=(max(4.0, width * scale + 1.4), height * scale + 0.6))
     ax = fig.add_subplot(1, 1, 1)
-    ax.imshow(mosaic, cmap="gray", vmin=-limit, vmax=limit)
+    shown = ax.imshow(mosaic, cmap=SIGNED, vmin=-limit, vmax=limit)
+    fig.colorbar(shown, ax=ax, shrink=0.8, label="weight")
     ax.axis("off")
     layout = "" if in_channels == 1 else " (a row per filter, a column per input channel)"
     ax.set_title(f"first conv layer: {conv.weight.shape[0]} filters of {in_channels}×{kh}×{kw}{layout}",
                  fontsize=9)
-    _save(fig, path)
+    return _finish(fig, path)
 
 
-def plot_feature_maps(model: Module, image, path: str | os.PathLike, max_channels: int = 16) -> None:
+def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = None, max_channels: int = 16):
     """The feature maps of one image after each convolution and pooling layer.
 
     The model's layers are applied one after another in definition order
     while they keep an image an image (convolution, normalisation,
     activation, dropout, pooling; in eval mode, without gradients); the
     walk stops at the first other layer (Flatten, Linear, ...). One row per
-    conv or pool layer, its channels side by side, each scaled to its own
-    range.
+    conv or pool layer, its channels side by side on one colour scale,
+    symmetric about zero (``SIGNED``), with the row's colour bar.
 
     Args:
         model (Module): a network whose leading layers form a chain (a
             ``Sequential``, or a model whose ``forward`` begins with them in
             order, as VGG's ``features``).
         image: the input of one sample ``(C, H, W)`` as the model takes it (normalised).
-        path: the PNG file to write.
+        path: the PNG file to write, or None.
         max_channels (int): channels shown per layer at most. Default: 16.
+    Returns the Figure.
     """
     x = np.asarray(image)[None]
     if x.ndim != 4:
@@ -206,16 +249,66 @@ def plot_feature_maps(model: Module, image, path: str | os.PathLike, max_channel
     fig = _figure(figsize=(12, 1.2 * len(rows) + 0.3))
     for r, (title, maps) in enumerate(rows):
         maps = maps[:max_channels].astype(np.float64)
-        low = maps.min(axis=(1, 2), keepdims=True)
-        span = maps.max(axis=(1, 2), keepdims=True) - low
-        scaled = (maps - low) / np.where(span > 0, span, 1.0)
+        limit = float(np.nanmax(np.abs(maps))) if maps.size else 0.0
+        limit = limit if limit > 0 and math.isfinite(limit) else 1.0
         ax = fig.add_subplot(len(rows), 1, r + 1)
-        ax.imshow(_tiles(scaled, len(scaled), pad=max(1, maps.shape[-1] // 8)),
-                  cmap="gray_r" if r == 0 else "viridis", vmin=0, vmax=1)
+        shown = ax.imshow(_tiles(maps, len(maps), pad=max(1, maps.shape[-1] // 8)), cmap=SIGNED,
+                          vmin=-limit, vmax=limit)
+        fig.colorbar(shown, ax=ax, shrink=0.9, aspect=8, pad=0.01)
         ax.set_title(title, fontsize=8, loc="left")
         ax.set_anchor("W")
         ax.axis("off")
-    _save(fig, path)
+    return _finish(fig, path)
+
+
+def plot_receptive_field(model: Module, image, path: str | os.PathLike | None = None, unit=None):
+    """What one unit of each convolution and pooling layer sees: its receptive field drawn on the image.
+
+    One panel per conv or pool layer (``convkit.analysis.summary``'s rows),
+    each the input image with the field of that layer's unit ``unit`` (per
+    axis a fraction of the map, default the centre, ``(0.5, 0.5)``) outlined;
+    the part of a field that lies in the padding is outside the picture,
+    and the title gives the field's size: layer by layer, the field grows.
+
+    Args:
+        model (Module): a model ``convkit.analysis.summary`` can read.
+        image: one sample ``(C, H, W)`` (channel 0 is drawn) or ``(H, W)``.
+        path: the PNG file to write, or None.
+        unit: ``(fy, fx)`` fractions in ``[0, 1]`` placing the unit in each layer's map. Default: the centre.
+    Returns the Figure.
+    """
+    from matplotlib.patches import Rectangle
+
+    from ..analysis import summary
+
+    picture = np.asarray(image, dtype=np.float64)
+    if picture.ndim == 2:
+        picture = picture[None]
+    if picture.ndim != 3:
+        raise ValueError(f"plot_receptive_field: image must be (C, H, W) or (H, W), got shape {np.shape(image)}")
+    fy, fx = (0.5, 0.5) if unit is None else unit
+    if not (0 <= fy <= 1 and 0 <= fx <= 1):
+        raise ValueError(f"plot_receptive_field: unit must be two fractions in [0, 1], got {unit!r}")
+    s = summary(model, picture.shape)
+    rows = [(i, r) for i, r in enumerate(s.rows)
+            if r.fields is not None and r.kind.endswith(("Conv2d", "Pool2d"))]
+    if not rows:
+        raise ValueError(f"plot_receptive_field: the model ({type(model).__name__}) has no 2-D convolution or "
+                         "pooling layer")
+    columns = min(4, len(rows))
+    fig = _figure(figsize=(3 * columns, 3.2 * math.ceil(len(rows) / columns)))
+    for n, (i, r) in enumerate(rows):
+        at = tuple(min(size - 1, int(f * size)) for f, size in zip((fy, fx), r.output_shape[1:]))
+        (y0, y1), (x0, x1) = s.field_of(i, at)
+        ax = fig.add_subplot(math.ceil(len(rows) / columns), columns, n + 1)
+        ax.imshow(picture[0], cmap="gray_r")
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, edgecolor="red",
+                               linewidth=2, clip_on=False))
+        ax.set_xlim(-0.5, picture.shape[2] - 0.5)
+        ax.set_ylim(picture.shape[1] - 0.5, -0.5)
+        ax.set_title(f"{r.name}: {r.kind}, unit {at}\nfield {y1 - y0 + 1}×{x1 - x0 + 1}", fontsize=8)
+        ax.axis("off")
+    return _finish(fig, path)
 
 
 def _tiles(images: np.ndarray, columns: int, pad: int, top: int = 0) -> np.ndarray:
@@ -246,8 +339,11 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _save(fig, path: str | os.PathLike) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    with atomic_file(path) as f:
-        f.write(buffer.getvalue())
+def _finish(fig, path: str | os.PathLike | None):
+    """``fig``, written to ``path`` as a PNG first (atomically) when a path is given."""
+    if path is not None:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        with atomic_file(path) as f:
+            f.write(buffer.getvalue())
+    return fig
