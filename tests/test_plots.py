@@ -109,7 +109,8 @@ def test_weights_and_maps_use_a_zero_centred_diverging_scale_with_colour_bars():
     maps = plots.plot_feature_maps(net(), np.random.default_rng(2).normal(size=(1, 12, 12)).astype(np.float32))
     shown = [ax for ax in maps.axes if ax.images]
     assert len(maps.axes) == 2 * len(shown)                                 # a colour bar per row
-    for ax in shown:
+    assert shown[0].images[0].get_cmap().name == "gray_r"                    # the input image
+    for ax in shown[1:]:
         low, high = ax.images[0].get_clim()
         assert ax.images[0].get_cmap().name == plots.SIGNED and low == -high
 

@@ -214,9 +214,10 @@ def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = Non
     The model's layers are applied one after another in definition order
     while they keep an image an image (convolution, normalisation,
     activation, dropout, pooling; in eval mode, without gradients); the
-    walk stops at the first other layer (Flatten, Linear, ...). One row per
-    conv or pool layer, its channels side by side on one colour scale,
-    symmetric about zero (``SIGNED``), with the row's colour bar.
+    walk stops at the first other layer (Flatten, Linear, ...). Below the
+    input (in grey), one row per conv or pool layer, its channels side by
+    side on one colour scale, symmetric about zero (``SIGNED``), with the
+    row's colour bar.
 
     Args:
         model (Module): a network whose leading layers form a chain (a
@@ -252,8 +253,9 @@ def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = Non
         limit = float(np.nanmax(np.abs(maps))) if maps.size else 0.0
         limit = limit if limit > 0 and math.isfinite(limit) else 1.0
         ax = fig.add_subplot(len(rows), 1, r + 1)
-        shown = ax.imshow(_tiles(maps, len(maps), pad=max(1, maps.shape[-1] // 8)), cmap=SIGNED,
-                          vmin=-limit, vmax=limit)
+        shown = ax.imshow(_tiles(maps, len(maps), pad=max(1, maps.shape[-1] // 8)),
+                          cmap="gray_r" if r == 0 else SIGNED, vmin=None if r == 0 else -limit,
+                          vmax=None if r == 0 else limit)  # the input as the image it is
         fig.colorbar(shown, ax=ax, shrink=0.9, aspect=8, pad=0.01)
         ax.set_title(title, fontsize=8, loc="left")
         ax.set_anchor("W")
