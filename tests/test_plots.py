@@ -137,3 +137,40 @@ def test_receptive_field_panels_outline_each_layers_field():
     assert titles[0].startswith("0: Conv2d") and titles[-1].endswith("field 16×16")
     with pytest.raises(ValueError, match="unit must be two fractions"):
         plots.plot_receptive_field(lenet5(), np.zeros((28, 28)), unit=(2, 0))
+
+
+def test_confusion_matrix_and_symmetry_report_show_as_html_tables():
+    from html.parser import HTMLParser
+
+    from convkit import symmetry
+    from convkit.train import ConfusionMatrix
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells, self.tags = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+
+        def handle_data(self, data):
+            if self.tags and self.tags[-1] in ("td", "th"):
+                self.cells.append(data)
+
+    cm = ConfusionMatrix(np.array([[3, 1], [0, 4]]), ("cat", "<dog>"))
+    parser = Cells()
+    parser.feed(cm._repr_html_())
+    assert parser.cells == ["true \\ predicted", "0", "1", "accuracy", "0 cat", "3", "1", "0.7500",
+                            "1 <dog>", "0", "4", "1.0000"]          # escaped in the HTML, text again here
+    assert "&lt;dog&gt;" in cm._repr_html_() and "rgba(31, 119, 180, 0.75)" in cm._repr_html_()
+    with pytest.raises(ValueError, match=r"counts must be \(2, 2\)"):
+        ConfusionMatrix(np.eye(3), ("a", "b"))
+    convkit.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    report = symmetry.report(model, symmetry.Shifts(8, 8), (1, 8, 8))
+    page = report._repr_html_()
+    parser = Cells()
+    parser.feed(page)
+    assert parser.cells[:7] == ["#", "layer", "output", "check", "max error", "fails", "verdict"]
+    assert str(report).splitlines()[-1] in page                   # the verdict, as in the text

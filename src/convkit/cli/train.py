@@ -5,7 +5,7 @@ epochs (Adam, peak lr 3e-3 on a one-cycle schedule, batch 128, on the thread
 count that runs the model's step fastest, measured on its first batch): about
 90 % test accuracy in about 40 s of training on two cores. It prints one
 line per epoch (stderr) and the test accuracy (stdout). Everything goes
-into ``--out`` (default ``runs/<model>-<dataset>``):
+into ``--out`` (default ``runs/<model>-<dataset>``, see below):
 
 * ``checkpoint.safetensors``: the complete training state, rewritten
   atomically after every epoch (``--resume`` continues from it, bit for bit);
@@ -35,11 +35,12 @@ the data load). A run that stops on an operating-system error (a full
 disk, say) says in one line which file failed and what is kept; temporary
 files of killed writes are deleted when a run starts or resumes. The last
 training batch of an epoch is dropped when it would hold a single image
-(batch normalisation cannot train on one). Learning-rate schedules are stepped after
-every batch: ``onecycle`` warms up to ``--lr`` over the first 30 % of the
-batches then anneals (cosine) to ``lr / 2.5e5``; ``cosine`` anneals from
-``--lr`` to 0; ``step`` multiplies the lr by 0.1 after each third of the
-epochs (rounded up).
+(batch normalisation cannot train on one).
+
+Learning-rate schedules are stepped after every batch: ``onecycle`` warms
+up to ``--lr`` over the first 30 % of the batches then anneals (cosine) to
+``lr / 2.5e5``; ``cosine`` anneals from ``--lr`` to 0; ``step`` multiplies
+the lr by 0.1 after each third of the epochs (rounded up).
 
 Exit codes: 0 done, 1 failure (missing data, diverged training, unusable
 checkpoint, operating-system error), 2 usage error (bad option, unknown
@@ -92,7 +93,7 @@ from ..train import (
     predict,
     save_model,
 )
-from ..train.metrics import accuracy, confusion_matrix
+from ..train.metrics import ConfusionMatrix, accuracy, confusion_matrix
 from ..train.rundir import RunDirectory, RunDirectoryBusy, check_writable
 from ..train.threads import fastest_threads
 from . import INTERRUPTED, TERMINATED, Terminated
@@ -666,29 +667,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     correct = int(matrix.trace())
     print(f"{settings['model']} on {dataset} ({args.split}, {len(data)} images): accuracy "
           f"{correct / len(data):.4f} ({correct}/{len(data)}), loss {result.loss:.4f}")
-    print(format_confusion(matrix, data.classes))
+    print(ConfusionMatrix(matrix, data.classes))
     return 0
-
-
-def format_confusion(matrix, classes) -> str:
-    """A text table of the confusion matrix: rows true classes (with names), columns predictions, recall.
-
-    >>> import numpy as np
-    >>> print(format_confusion(np.array([[3, 1], [0, 4]]), ["cat", "dog"]))
-    confusion matrix (rows: true class, columns: predicted class)
-             0    1  accuracy
-    0 cat    3    1    0.7500
-    1 dog    0    4    1.0000
-    """
-    recall = per_class_accuracy(matrix)
-    names = [f"{i} {name}" for i, name in enumerate(classes)]
-    width = max(len(n) for n in names)
-    cell = max(5, len(str(int(matrix.max()))) + 1)
-    lines = ["confusion matrix (rows: true class, columns: predicted class)",
-             " " * width + "".join(f"{j:>{cell}}" for j in range(len(classes))) + "  accuracy"]
-    for name, row, r in zip(names, matrix, recall):
-        lines.append(f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in row) + f"{r:>10.4f}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- helpers

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import nn
+from .. import _html, nn
 from ..autograd import no_grad
 from ..nn.module import Module, Sequential
 from ..ops._args import is_int, ntuple, same_pads
@@ -360,31 +360,42 @@ class SymmetryReport:
                 f"{'holds' if self.holds else 'broken'}; breaks at {where})")
 
     def __str__(self) -> str:
-        head = (f"{self.model} under {self.group} ({self.group_size} elements), input "
-                f"{'x'.join(map(str, self.input_shape))} {self.dtype}, seed {self.seed}, tolerance {self.atol:.0e}")
-        cols = ("#", "layer", "output", "check", "max error", "fails", "verdict")
-        table = [cols]
-        for r in self.rows:
-            table.append((str(r.index), r.layer, "x".join(map(str, r.output_shape[1:])), r.kind,
-                          f"{r.max_error:.1e}", f"{r.failing}/{self.group_size}", r.status))
-        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-        lines = [head, ""]
+        table = [_COLUMNS] + self._cells()
+        widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
+        lines = [self._heading(), ""]
         for row in table:
             lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        lines.append("")
+        return "\n".join(lines + [""] + self._reasons() + [self._verdict()])
+
+    def _repr_html_(self) -> str:
+        """The same table, reasons and verdict as ``str()``, as HTML (what a notebook shows)."""
+        return _html.table(_COLUMNS, self._cells(), caption=self._heading(), notes=self._reasons() + [self._verdict()])
+
+    def _heading(self) -> str:
+        return (f"{self.model} under {self.group} ({self.group_size} elements), input "
+                f"{'x'.join(map(str, self.input_shape))} {self.dtype}, seed {self.seed}, tolerance {self.atol:.0e}")
+
+    def _cells(self) -> list[tuple[str, ...]]:
+        return [(str(r.index), r.layer, "x".join(map(str, r.output_shape[1:])), r.kind, f"{r.max_error:.1e}",
+                 f"{r.failing}/{self.group_size}", r.status) for r in self.rows]
+
+    def _reasons(self) -> list[str]:
+        lines = []
         for r in self.rows:
             also = "already broken at its input, and also: " if r.status == "inherited" else ""
-            for reason in r.reasons:
-                lines.append(f"layer {r.index} ({r.layer}): {also}{reason}")
+            lines += [f"layer {r.index} ({r.layer}): {also}{reason}" for reason in r.reasons]
+        return lines
+
+    def _verdict(self) -> str:
         final = self.rows[-1]
         if self.holds:
-            lines.append(f"verdict: the model is {'invariant' if final.kind == 'invariance' else 'equivariant'} "
-                         f"under {self.group} (largest error {final.max_error:.1e})")
-        else:
-            first = self.breaks[0] if self.breaks else final
-            lines.append(f"verdict: {final.kind} fails under {self.group}: first broken at layer "
-                         f"{first.index} ({first.layer})")
-        return "\n".join(lines)
+            return (f"verdict: the model is {'invariant' if final.kind == 'invariance' else 'equivariant'} "
+                    f"under {self.group} (largest error {final.max_error:.1e})")
+        first = self.breaks[0] if self.breaks else final
+        return f"verdict: {final.kind} fails under {self.group}: first broken at layer {first.index} ({first.layer})"
+
+
+_COLUMNS = ("#", "layer", "output", "check", "max error", "fails", "verdict")
 
 
 def _describe(layer) -> str:

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["accuracy", "confusion_matrix", "per_class_accuracy", "machine_info"]
+from .. import _html
+
+__all__ = ["accuracy", "confusion_matrix", "per_class_accuracy", "ConfusionMatrix", "machine_info"]
 
 
 def accuracy(predictions, labels) -> float:
@@ -64,6 +68,53 @@ def per_class_accuracy(matrix) -> np.ndarray:
     totals = matrix.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.diagonal(matrix) / totals
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """A confusion matrix with its class names: ``str()`` is a text table, a notebook shows an HTML heat map.
+
+    Rows are true classes, columns predictions, and the last column each
+    class's accuracy (its recall, ``per_class_accuracy``); in HTML every
+    cell is shaded by its share of the row.
+
+    >>> print(ConfusionMatrix(np.array([[3, 1], [0, 4]]), ("cat", "dog")))
+    confusion matrix (rows: true class, columns: predicted class)
+             0    1  accuracy
+    0 cat    3    1    0.7500
+    1 dog    0    4    1.0000
+    """
+
+    counts: np.ndarray
+    classes: Sequence[str]
+
+    def __post_init__(self):
+        k = len(self.classes)
+        if np.shape(self.counts) != (k, k):
+            raise ValueError(f"ConfusionMatrix: counts must be ({k}, {k}) for {k} classes, "
+                             f"got shape {np.shape(self.counts)}")
+
+    def __str__(self) -> str:
+        recall = per_class_accuracy(self.counts)
+        names = [f"{i} {name}" for i, name in enumerate(self.classes)]
+        width = max(len(n) for n in names)
+        cell = max(5, len(str(int(np.max(self.counts)))) + 1)
+        lines = ["confusion matrix (rows: true class, columns: predicted class)",
+                 " " * width + "".join(f"{j:>{cell}}" for j in range(len(names))) + "  accuracy"]
+        for name, row, r in zip(names, self.counts, recall):
+            lines.append(f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in row) + f"{r:>10.4f}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        counts = np.asarray(self.counts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
+        recall = per_class_accuracy(counts)
+        rows = [[f"{i} {name}", *map(int, row), f"{r:.4f}"]
+                for i, (name, row, r) in enumerate(zip(self.classes, counts, recall))]
+        shades = [[None, *map(float, row), None] for row in share]
+        return _html.table(["true \\ predicted", *map(str, range(len(self.classes))), "accuracy"], rows,
+                           caption="confusion matrix (rows: true class, columns: predicted class)", shades=shades)
 
 
 def machine_info() -> dict:
