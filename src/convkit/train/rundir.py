@@ -1,14 +1,16 @@
 """Run directories: each owned by one process at a time, checked for writability before work starts.
 
 A run directory (``convkit train --out``) is claimed by taking an exclusive
-``fcntl.flock`` on its lock file ``.convkit.lock`` before anything else is
-written into it; the lock file holds the owner's process id, so a second
+lock on its lock file ``.convkit.lock`` (``fcntl.flock``; on Windows, which
+lacks it, ``msvcrt.locking`` of one byte past the text) before anything
+else is written into it; the lock file holds the owner's process id, so a second
 process is refused with a message naming it. The kernel drops the lock
 when its process ends, however it ends (SIGKILL included), so a lock file
 left by a killed run does not block the next one. On release the owner
 deletes the lock file while still holding the lock; a process that locked
 the deleted file meanwhile notices (the path no longer leads to the file it
-locked) and tries again.
+locked) and tries again. (Windows cannot delete an open file: there the
+owner closes the file first and deletes it if no other process holds it.)
 
 Once the lock is held, no other process writes into the directory, so the
 temporary files of killed ``atomic_file`` writes found there are stale and
@@ -19,15 +21,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 from .._io import is_temporary, remove_stale_temporaries
 
 __all__ = ["LOCK_NAME", "RunDirectoryBusy", "RunDirectory", "check_writable"]
 
 LOCK_NAME = ".convkit.lock"
+_WINDOWS_LOCK_OFFSET = 1 << 20  # the byte msvcrt.locking locks, past the process id it must leave readable
 
 
 class RunDirectoryBusy(RuntimeError):
@@ -64,8 +72,8 @@ class RunDirectory:
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                _lock(fd)
+            except _Held:
                 pid = _read_pid(fd)
                 os.close(fd)
                 raise RunDirectoryBusy(self.path, pid) from None
@@ -78,6 +86,7 @@ class RunDirectory:
         self._fd = fd
         try:
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode())
             remove_stale_temporaries(self.path)
         except BaseException:
@@ -89,9 +98,14 @@ class RunDirectory:
         """Delete the lock file and drop the lock (idempotent)."""
         if self._fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.lock_path.unlink()
-        os.close(self._fd)
+        if fcntl is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.lock_path.unlink()
+            os.close(self._fd)
+        else:
+            os.close(self._fd)
+            with contextlib.suppress(OSError):  # another process has it open (and maybe locked)
+                self.lock_path.unlink()
         self._fd = None
 
     def entries(self) -> list[Path]:
@@ -129,9 +143,28 @@ def check_writable(path: str | os.PathLike) -> None:
         raise PermissionError(errno.EACCES, f"{existing} is not writable by this user", str(path))
 
 
+class _Held(Exception):
+    """The lock is held by another process."""
+
+
+def _lock(fd: int) -> None:
+    """Lock ``fd`` exclusively without waiting; ``_Held`` if another process holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, errno.EDEADLK):
+            raise _Held from None
+        raise
+
+
 def _read_pid(fd: int) -> int | None:
     """The process id written in the lock file, or None if it holds none (yet)."""
-    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 32).decode("ascii", "replace").strip()
     return int(text) if text.isdigit() else None
 
 
