@@ -1,6 +1,7 @@
 """Pictures of a training run: curves, confusion matrix, errors, filters, feature maps, receptive fields.
 
-Every function returns its matplotlib ``Figure`` (a notebook shows it) and,
+Every function returns its matplotlib ``Figure`` (a notebook shows it, after
+``%matplotlib inline``) and,
 given a ``path``, also writes it there as a PNG, atomically. Needs
 matplotlib (``pip install 'convkit[plot]'``), imported only when a function
 here is called; without it they raise ``MatplotlibMissing`` (an ImportError)
