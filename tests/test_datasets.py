@@ -119,7 +119,7 @@ def test_missing_fashion_mnist_says_how_to_get_it(places):
     assert "t10k-images-idx3-ubyte.gz" in message
     for place in (places / "xdg" / "convkit" / "fashion-mnist", places / "debian"):
         assert str(place) in message
-    assert "download=True" not in message
+    assert "download=True" in message and "--download" in message
 
 
 def test_missing_mnist_says_how_to_get_it(places):
@@ -134,9 +134,9 @@ def test_missing_mnist_says_how_to_get_it(places):
     assert "apt-get" not in message
 
 
-def test_download_is_for_mnist_only(places):
-    with pytest.raises(DataError, match=r"(?s)apt-get install dataset-fashion-mnist.*MNIST only"):
-        load("fashion-mnist", download=True)
+def test_fashion_mnist_missing_offers_download_and_debians_package(places):
+    with pytest.raises(DataError, match=r"(?s)add --download.*zalandoresearch.*apt-get install dataset-fashion-mnist"):
+        load("fashion-mnist")
 
 
 @pytest.mark.parametrize("images, labels, match", [

@@ -113,48 +113,55 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("CONVKIT_CACHE", str(tmp_path / "cache"))
 
 
-def test_load_mnist_downloads_trying_each_mirror(server, tmp_path, monkeypatch, isolated):
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_load_downloads_trying_each_mirror(server, tmp_path, monkeypatch, isolated, name):
     root, url = server
     (root / "good").mkdir()
     (root / "corrupt").mkdir()
     digests = fake_mnist_files(root / "good")
-    for name in digests:  # a mirror serving damaged files
-        (root / "corrupt" / name).write_bytes(gzip.compress(b"damaged"))
-    monkeypatch.setattr(datasets, "MNIST_SHA256", digests)
-    monkeypatch.setattr(datasets, "MNIST_MIRRORS", (url + "absent/", url + "corrupt/", url + "good/"))
-    test = load("mnist", "test", download=True)
-    assert test.images.shape == (4, 28, 28) and test.name == "mnist" and test.split == "test"
-    cached = tmp_path / "cache" / "mnist"
+    for file_name in digests:  # a mirror serving damaged files
+        (root / "corrupt" / file_name).write_bytes(gzip.compress(b"damaged"))
+    monkeypatch.setitem(datasets.SHA256, name, digests)
+    monkeypatch.setitem(datasets.MIRRORS, name, (url + "absent/", url + "corrupt/", url + "good/"))
+    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {})
+    test = load(name, "test", download=True)
+    assert test.images.shape == (4, 28, 28) and test.name == name and test.split == "test"
+    cached = tmp_path / "cache" / name
     assert sorted(p.name for p in cached.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
     # found in the cache now, without downloading
-    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ())
-    assert len(load("mnist", "test")) == 4
+    monkeypatch.setitem(datasets.MIRRORS, name, ())
+    assert len(load(name, "test")) == 4
 
 
-def test_load_mnist_download_into_data_dir(server, tmp_path, monkeypatch, isolated):
+def test_load_download_into_data_dir(server, tmp_path, monkeypatch, isolated):
     root, url = server
-    monkeypatch.setattr(datasets, "MNIST_SHA256", fake_mnist_files(root))
-    monkeypatch.setattr(datasets, "MNIST_MIRRORS", (url,))
+    monkeypatch.setitem(datasets.SHA256, "mnist", fake_mnist_files(root))
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", (url,))
     train = load("mnist", data_dir=tmp_path / "mine", download=True)
     assert len(train) == 6
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == [
         "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
 
 
-def test_load_mnist_all_mirrors_failing(server, tmp_path, monkeypatch, isolated):
+@pytest.mark.parametrize("name, title", [("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST")])
+def test_load_all_mirrors_failing_says_so_and_keeps_nothing(server, tmp_path, monkeypatch, isolated, name, title):
     _, url = server
-    monkeypatch.setattr(datasets, "MNIST_MIRRORS", (url + "a/", url + "b/"))
+    monkeypatch.setitem(datasets.MIRRORS, name, (url + "a/", url + "b/"))
+    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {})
     with pytest.raises(DataError) as info:
-        load("mnist", download=True)
+        load(name, download=True)
     message = str(info.value)
-    assert "could not download MNIST file train-images-idx3-ubyte.gz from any mirror" in message
+    assert f"could not download {title} file train-images-idx3-ubyte.gz from any mirror (offline?)" in message
     assert url + "a/train-images-idx3-ubyte.gz failed: HTTP 404" in message
     assert url + "b/train-images-idx3-ubyte.gz failed: HTTP 404" in message
-    assert not (tmp_path / "cache" / "mnist").exists() or not any((tmp_path / "cache" / "mnist").iterdir())
+    assert not (tmp_path / "cache" / name).exists() or not any((tmp_path / "cache" / name).iterdir())
 
 
-def test_mnist_table_covers_the_four_files():
+def test_the_tables_cover_the_four_files_of_each_dataset():
     names = {f"{prefix}-{kind}-ubyte.gz" for prefix in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")}
-    assert set(datasets.MNIST_SHA256) == names
-    assert all(len(d) == 64 and int(d, 16) >= 0 for d in datasets.MNIST_SHA256.values())
-    assert datasets.MNIST_MIRRORS[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    for name in ("mnist", "fashion-mnist"):
+        assert set(datasets.SHA256[name]) == names
+        assert all(len(d) == 64 and int(d, 16) >= 0 for d in datasets.SHA256[name].values())
+        assert all(m.endswith("/") for m in datasets.MIRRORS[name])
+    assert datasets.MIRRORS["mnist"][0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    assert datasets.MIRRORS["fashion-mnist"][0].startswith("https://raw.githubusercontent.com/zalandoresearch/")

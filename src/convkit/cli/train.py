@@ -140,7 +140,7 @@ def register(subparsers) -> None:
                         "'conv3-16 pool2 conv3-32 pool2 flatten fc10' (default: lenet5)")
     p.add_argument("--dataset", choices=DATASETS, help="default: fashion-mnist")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="directory holding the dataset's IDX files")
-    p.add_argument("--download", action="store_true", help="download MNIST if it is not found (SHA-256 verified)")
+    p.add_argument("--download", action="store_true", help="download the dataset if it is not found (SHA-256 verified)")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help=f"default: {DEFAULTS['epochs']}")
     p.add_argument("--batch-size", type=_positive_int, metavar="B", help=f"default: {DEFAULTS['batch_size']}")
     p.add_argument("--lr", type=_positive_float, metavar="LR",
@@ -175,7 +175,7 @@ def register(subparsers) -> None:
     e.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")
     e.add_argument("--split", choices=("test", "train"), default="test", help="default: test")
     e.add_argument("--data-dir", type=Path, metavar="DIR", help="directory holding the dataset's IDX files")
-    e.add_argument("--download", action="store_true", help="download MNIST if it is not found (SHA-256 verified)")
+    e.add_argument("--download", action="store_true", help="download the dataset if it is not found (SHA-256 verified)")
     e.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH, metavar="B",
                    help=f"default: {EVAL_BATCH}")
     _add_max_parameters(e)

@@ -20,8 +20,10 @@ Where ``load`` looks, in this order:
 In ``data_dir`` and ``$CONVKIT_DATA`` the files may lie in a subfolder
 named after the dataset (``D/mnist``, ``D/fashion-mnist``: looked at first)
 or in the directory itself; in the cache they lie in ``<root>/<name>``.
-With ``download=True``, MNIST files that are found nowhere are downloaded
-(SHA-256 verified) into ``data_dir`` if given, else into ``<root>/mnist``.
+With ``download=True``, files that are found nowhere are downloaded from
+the dataset's ``MIRRORS`` in turn, each checked against its published
+SHA-256 (``SHA256``) before it is kept, into ``data_dir`` if given, else
+into ``<root>/<name>``.
 """
 
 from __future__ import annotations
@@ -39,12 +41,27 @@ from .idx import read_idx, read_idx_header
 
 SPLITS = {"train": "train", "test": "t10k"}
 SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
-MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
-MNIST_SHA256 = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+# Where --download fetches each dataset, tried in order; a file is kept only if its SHA-256 is the published one.
+MIRRORS = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+    "fashion-mnist": ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+                      "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+}
+SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    # The files of Zalando's repository and S3 bucket (the digests TensorFlow Datasets records for them;
+    # Debian's package recompresses the same IDX data, so its .gz files have other digests).
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+        "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+        "t10k-images-idx3-ubyte.gz": "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+        "t10k-labels-idx1-ubyte.gz": "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+    },
 }
 
 
@@ -167,23 +184,23 @@ def _locate(split: str, searched: list[tuple[str, Path]]) -> tuple[Path, Path] |
     return None
 
 
-def _download_mnist(split: str, dest_dir: Path) -> tuple[Path, Path]:
-    """Fetch the split's two files into ``dest_dir``, trying each mirror in turn."""
+def _download(name: str, split: str, dest_dir: Path) -> tuple[Path, Path]:
+    """Fetch the split's two files into ``dest_dir``, trying each of the dataset's mirrors in turn."""
     paths = []
     for file_name in _file_names(split):
         failures = []
-        for mirror in MNIST_MIRRORS:
+        digest = SHA256[name][file_name]
+        for mirror in MIRRORS[name]:
             try:
-                paths.append(download_file(mirror + file_name, dest_dir / file_name, MNIST_SHA256[file_name]))
+                paths.append(download_file(mirror + file_name, dest_dir / file_name, digest))
                 break
             except (DownloadError, ValueError) as exc:
                 failures.append(str(exc))
         else:
             raise DataError(
-                f"could not download MNIST file {file_name} from any mirror:\n  "
+                f"could not download {_DATASETS[name].title} file {file_name} from any mirror (offline?):\n  "
                 + "\n  ".join(failures)
-                + f"\nDownload it by hand into {dest_dir} (SHA-256 {MNIST_SHA256[file_name]}) "
-                "or pass --data-dir DIR holding it."
+                + f"\nDownload it by hand into {dest_dir} (SHA-256 {digest}) or pass --data-dir DIR holding it."
             )
     return paths[0], paths[1]
 
@@ -197,12 +214,11 @@ def _missing_message(name: str, split: str, searched: list[tuple[str, Path]], do
     if not any(label in ("data_dir", "$CONVKIT_DATA") for label, _ in searched):
         lines.append("  ($CONVKIT_DATA is not set)")
     lines.append("To get it:")
-    if name == "fashion-mnist":
-        lines.append(f"  sudo apt-get install dataset-fashion-mnist   (Debian/Ubuntu; installs {SYSTEM_DIRS[name]})")
-    else:
-        urls = " or ".join(MNIST_MIRRORS)
-        lines.append(f"  download it, SHA-256 verified, into {download_dir}: add --download "
-                     f"(Python: load({name!r}, download=True)); files from {urls}")
+    urls = " or ".join(MIRRORS[name])
+    lines.append(f"  download it, SHA-256 verified, into {download_dir}: add --download "
+                 f"(Python: load({name!r}, download=True)); files from {urls}")
+    if name in SYSTEM_DIRS:
+        lines.append(f"  or sudo apt-get install dataset-fashion-mnist   (Debian/Ubuntu; installs {SYSTEM_DIRS[name]})")
     lines.append(f"  or put {files} into a directory DIR and pass --data-dir DIR "
                  "(Python: data_dir=DIR) or set CONVKIT_DATA=DIR")
     return "\n".join(lines)
@@ -241,8 +257,8 @@ def load(name: str, split: str = "train", data_dir=None, download: bool = False,
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000). Default ``"train"``.
         data_dir: a directory holding the files (or a ``<name>`` subfolder
             holding them); when given, the only place looked. Default None.
-        download: MNIST only: if the files are found nowhere, download them
-            (SHA-256 verified) into ``data_dir`` or the cache. Default False.
+        download: if the files are found nowhere, download them (SHA-256
+            verified) into ``data_dir`` or the cache. Default False.
         cache_dir: the cache root (the data lie in ``<cache_dir>/<name>``);
             default ``$CONVKIT_CACHE`` or ``~/.cache/convkit``.
 
@@ -263,11 +279,8 @@ def load(name: str, split: str = "train", data_dir=None, download: bool = False,
     located = _locate(split, searched)
     if located is None:
         download_dir = Path(data_dir).expanduser() if data_dir is not None else _cache_root(cache_dir) / name
-        if not (download and name == "mnist"):
-            message = _missing_message(name, split, searched, download_dir)
-            if download:
-                message += "\n(--download / download=True is available for MNIST only)"
-            raise DataError(message)
-        located = _download_mnist(split, download_dir)
+        if not download:
+            raise DataError(_missing_message(name, split, searched, download_dir))
+        located = _download(name, split, download_dir)
     images, labels = _read_checked(*located)
     return Dataset(images, labels, _DATASETS[name].classes, name, split)
