@@ -143,6 +143,13 @@ def test_without_output_file_the_page_goes_to_stdout(capsys):
     assert capsys.readouterr().out == to_html(explanations)
 
 
+def test_summary_and_render_give_the_same_page(capsys):
+    assert main(["summary", "lenet5", "--input", "1x28x28", "--format", "html"]) == 0
+    assert capsys.readouterr().out == summary(build("lenet5", input_size=(1, 28, 28)), (1, 28, 28)).to_html()
+    e = explain.avg_pool1d([1, 2, 3, 4], 2)
+    assert e.render("html") == e.to_html() == to_html([e])
+
+
 def test_an_unwritable_output_is_one_line_and_exit_1(tmp_path, capsys):
     argv, _ = _topic("conv1d")
     assert main([*argv, "--format", "html", "-o", str(tmp_path / "missing" / "page.html")]) == 1
