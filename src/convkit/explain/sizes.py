@@ -198,9 +198,11 @@ def output_size(model, input_size=(1, 28, 28)) -> Explanation:
     if kept:
         steps.append(Step(f"{', '.join(kept)} {'keeps' if len(kept) == 1 else 'keep'} the shape {shape_text(shape)}."))
     agree = all(r[1] == r[2] for r in rows)
+    spatial_layers = _spatial_layers(leaves, len(size) - 1)[0]
     steps.append(Step("All layers, with the shape from the formulas next to the shape the engine's forward pass gives "
                       f"({'they agree' if agree else 'THEY DIFFER'}):",
-                      value=Table(("layer", "formula", "forward pass"), tuple(rows))))
+                      value=Table(("layer", "formula", "forward pass"), tuple(rows)),
+                      figure=_field_stack(leaves, size, spatial_layers) if spatial_layers else None))
     title = f"output_size: {len(leaves)} layers on a {shape_text(size)} input"
     return Explanation(title, steps, engine)
 
@@ -221,6 +223,21 @@ def _rf_layer(m, nsp, name):
     return None
 
 
+def _spatial_layers(leaves, nsp: int):
+    """``(name, geometry)`` of the convolution and pooling layers up to the first that mixes all positions, the
+    reason the chain stops there (``""`` if it does not), and the element-wise layers skipped on the way."""
+    spatial_layers, skipped = [], []
+    for name, m in leaves:
+        geometry = _rf_layer(m, nsp, name)
+        if isinstance(geometry, str):
+            return spatial_layers, geometry, skipped
+        if geometry is None:
+            skipped.append(name)
+        else:
+            spatial_layers.append((name, geometry))
+    return spatial_layers, "", skipped
+
+
 def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
     """Explain the receptive field size ``r``, jump ``j`` and ``start`` of every spatial layer of ``model``.
 
@@ -237,16 +254,7 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
     leaves, size = _layers(model, input_size, op)
     nsp = len(size) - 1
     names = AXES[nsp]
-    spatial_layers, stop, skipped = [], "", []
-    for name, m in leaves:
-        geometry = _rf_layer(m, nsp, name)
-        if isinstance(geometry, str):
-            stop = geometry
-            break
-        if geometry is None:
-            skipped.append(name)
-        else:
-            spatial_layers.append((name, geometry))
+    spatial_layers, stop, skipped = _spatial_layers(leaves, nsp)
     if not spatial_layers:
         raise ValueError(f"{op}: the model has no convolution or pooling layer before its first dense/global layer; "
                          "e.g. 'conv3-8 pool2 conv3-8'")
