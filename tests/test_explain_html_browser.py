@@ -266,7 +266,8 @@ def _field_lines(browser) -> list[str]:
     return _text(browser, "li.step.current figure.fields .info").splitlines()
 
 
-@pytest.mark.parametrize("topic, unit", [("receptive-field", (1, 2)), ("receptive-field-1d", (3,)), ("output-size", (2, 1))])
+@pytest.mark.parametrize("topic, unit", [("receptive-field", (1, 2)), ("receptive-field-1d", (3,)),
+                                         ("output-size", (2, 1))])
 def test_clicking_a_unit_shows_its_field_in_every_earlier_layer(browser, pages, topic, unit):
     path, explanations = pages[topic]
     steps = _steps(explanations)
