@@ -151,7 +151,7 @@ def _map_frames(captions, before: tuple[str, np.ndarray], after: tuple[str, np.n
 
 
 def _channel_marks(shape, start: int, c: int, role: str) -> tuple[Mark, ...]:
-    """Channel ``c``'s cells in the matrices ``_matrices`` shows for an array of ``shape``, from stage index ``start``."""
+    """Channel ``c``'s cells in the matrices ``_matrices`` shows for an array of ``shape``, from stage ``start`` on."""
     if len(shape) == 2:
         return (Mark(start, role, tuple((n, c) for n in range(shape[0]))),)
     shown = min(shape[0], MAX_ROWS_SHOWN)
