@@ -20,9 +20,11 @@ from convkit.train import (
     confusion_matrix,
     evaluate,
     fit,
+    format_epoch,
     load_checkpoint,
     machine_info,
     per_class_accuracy,
+    phase,
     predict,
 )
 
@@ -186,22 +188,52 @@ def test_progress_writes_one_line_per_epoch_when_not_a_terminal(monkeypatch):
     fit(model, loader, epochs=2, optimizer=optimizer, scheduler=scheduler)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2 and "\r" not in stream.getvalue()
-    assert lines[1].startswith("epoch 2/2  train loss ") and lines[1].endswith("img/s")
+    assert lines[1].startswith("epoch 2/2  loss ") and lines[1].endswith("img/s")
 
 
-def test_progress_bar_redraws_in_place_on_a_terminal():
+def test_progress_bar_redraws_in_place_on_a_terminal(monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
+    monkeypatch.setenv("COLUMNS", "100")
     stream = Terminal()
     bar = ProgressBar(epoch=1, epochs=3, total=4, stream=stream)
     bar.update(4, loss=0.5, accuracy=0.75, images=512)
     bar.finish("epoch 1/3  done")
     text = stream.getvalue()
-    assert text.startswith("\repoch 1/3 [####################] 4/4  loss 0.5000  acc 0.7500  ")
-    assert "img/s  ETA 0 s" in text
+    assert text.startswith("\repoch 1/3 [####################]  4/4  loss 0.5000  acc 75.00%  ")
+    assert text.split("\r")[1].rstrip().endswith("img/s  0:00<0:00")
     assert text.endswith("\repoch 1/3  done" + " " * (len(text.split("\r")[1]) - len("epoch 1/3  done")) + "\n")
+
+
+@pytest.mark.parametrize("columns, kept", [
+    (120, ("[", "loss", "acc", "img/s")), (80, ("[", "loss", "acc")), (70, ("[", "loss", "acc")),
+    (60, ("[", "loss")), (50, ("loss",)), (35, ()),
+])
+def test_progress_bar_fits_the_terminal_dropping_what_matters_least(columns, kept):
+    bar = ProgressBar(epoch=12, epochs=30, total=469)
+    line = bar.line(235, loss=0.3412, accuracy=0.8761, speed=5210.4, elapsed=65.0, eta=3660.0, columns=columns)
+    assert len(line) <= columns
+    assert line.startswith("epoch 12/30") and "235/469" in line and line.endswith("1:05<1:01:00")
+    for part, text in (("[", "["), ("loss", "loss 0.3412"), ("acc", "acc 87.61%"), ("img/s", "5210 img/s")):
+        assert (text in line) == (part in kept), (part, line)
+
+
+def test_phase_and_summary_lines_are_for_terminals_and_logs_respectively(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "30")
+    live, log = Terminal(), io.StringIO()
+    phase("evaluating on the test split (10,000 images)", live)
+    phase("evaluating", log)
+    assert live.getvalue().startswith("\revaluating on the test split") and len(live.getvalue().strip()) <= 29
+    assert log.getvalue() == ""                                   # a log holds only the epochs' lines
+    record = {"epoch": 10, "train_loss": 0.25, "train_accuracy": 0.9123, "test_loss": 0.3, "test_accuracy": 0.9,
+              "seconds": 598.0, "images_per_second": 12345.6}  # 10 epochs of up to ten minutes
+    assert len(format_epoch(record, epochs=10)) <= 80
 
 
 def test_machine_info_names_cpu_and_numpy():

@@ -90,6 +90,7 @@ from ..train import (
     load_checkpoint,
     machine_info,
     per_class_accuracy,
+    phase,
     predict,
     save_model,
 )
@@ -332,7 +333,10 @@ def _check_threads(requested: int | None) -> None:
 
 def _threads(requested: int | None, model, train_loader) -> int:
     """``--threads`` (checked by ``_check_threads``), or the fastest count for this model, measured."""
-    return requested if requested is not None else fastest_threads(model, train_loader)
+    if requested is not None:
+        return requested
+    phase("timing a training step on each thread count ...")
+    return fastest_threads(model, train_loader)
 
 
 def _build(spec, max_parameters: int, source: Path | None = None):
@@ -522,6 +526,7 @@ def _os_error(exc: OSError) -> str:
 def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_loader, threads: int,
             plots: bool) -> None:
     """Evaluate on the test set; write the model, metrics.json and the plots; print the final line."""
+    phase(f"evaluating on the test split ({len(test_set):,} images) ...")
     result = predict(model, test_loader)
     test_accuracy = accuracy(result.predicted, result.labels)
     matrix = confusion_matrix(result.labels, result.predicted, len(test_set.classes))
@@ -539,9 +544,12 @@ def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_
     with atomic_file(out / METRICS) as f:
         f.write((json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
     if plots:
+        phase(f"plotting into {out} ...")
         _plots(out, model, history, test_set, result, matrix, settings)
+    phase("")
+    epochs = f"{len(history)} epoch{'' if len(history) == 1 else 's'}"
     print(f"test accuracy: {test_accuracy:.4f} ({settings['model']}, {settings['dataset']}, "
-          f"{len(history)} epochs, {train_seconds:.1f} s)")
+          f"{epochs}, {train_seconds:.1f} s)")
 
 
 def _settings(given: dict) -> dict:
@@ -556,6 +564,7 @@ def _settings(given: dict) -> dict:
 
 
 def _load_data(name: str, split: str, args: argparse.Namespace):
+    phase(f"loading {name} ({split}) ...")
     try:
         return load(name, split, data_dir=args.data_dir, download=args.download)
     except DataError as exc:

@@ -15,11 +15,11 @@ from .checkpoint import (
 )
 from .loop import Predictions, TrainingDiverged, evaluate, fit, predict
 from .metrics import ConfusionMatrix, accuracy, confusion_matrix, machine_info, per_class_accuracy
-from .progress import ProgressBar, format_epoch
+from .progress import ProgressBar, format_epoch, phase
 
 __all__ = [
     "fit", "evaluate", "predict", "Predictions", "TrainingDiverged",
     "save_checkpoint", "save_model", "load_checkpoint", "Checkpoint", "FORMAT_VERSION",
     "accuracy", "confusion_matrix", "per_class_accuracy", "ConfusionMatrix", "machine_info",
-    "ProgressBar", "format_epoch",
+    "ProgressBar", "format_epoch", "phase",
 ]
