@@ -144,7 +144,7 @@ CASES = [
     ([*T, "--out", "{bad}/used"], 2), ([*T, "--out", "{bad}/a_file"], 2), ([*T, "--out", "{bad}/a_file/sub"], 1),
     # train: data and weights files
     (["train", "--data-dir", "{root}/absent", "--out", "{new}"], 1), (["train", "--data-dir", "{corrupt}", "--out", "{new}"], 1),
-    (["train", "--data-dir", "{root}/absent", "--download", "--out", "{new}"], 1),
+    (["train", "--data-dir", "{root}/absent", "--dataset", "mnist", "--out", "{new}"], 1),
     ([*T, "--out", "{new}", "--weights", "{root}/absent.safetensors"], 1),
     ([*T, "--out", "{new}", "--weights", "{bad}/junk.safetensors"], 1),
     ([*T, "--out", "{new}", "--weights", "{bad}/other_model.safetensors"], 1),
