@@ -10,9 +10,9 @@ of one frame of the first page. Files are written atomically.
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -71,4 +71,4 @@ if __name__ == "__main__":
     if screenshot(*SCREENSHOT):
         print(f"wrote docs/pages/{SCREENSHOT[0]}")
     else:
-        print(f"no {CHROMIUM}: kept the old screenshot", file=os.sys.stderr)
+        print(f"no {CHROMIUM}: kept the old screenshot", file=sys.stderr)
