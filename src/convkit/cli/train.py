@@ -80,6 +80,7 @@ from ..data import (
 from .._io import atomic_file
 from ..models import build
 from ..nn import Module
+from ..ops._args import is_int
 from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..optim import SGD, Adam, AdamW
 from ..optim.lr_scheduler import CosineAnnealingLR, OneCycleLR, StepLR
@@ -737,10 +738,6 @@ def _parse(kind, text: str, expected: str):
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -749,8 +746,8 @@ def _is_number(value) -> bool:
 _SETTING_RULES = {
     "model": (lambda v: isinstance(v, str), "a model name or spec string"),
     "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "epochs": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    "batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
     "lr": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
     "momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -758,5 +755,5 @@ _SETTING_RULES = {
     "schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
     "augment": (lambda v: isinstance(v, bool), "true or false"),
     "val_fraction": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "seed": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
 }

@@ -46,6 +46,7 @@ import numpy as np
 from .. import __version__
 from .. import random as convkit_random
 from ..nn import Module
+from ..ops._args import is_int
 from ..optim import Optimizer
 from ..optim.lr_scheduler import LRScheduler
 from ..safetensors import load_file, load_metadata, save_file
@@ -145,14 +146,14 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer
         history (list[dict] | None): per-epoch metrics (JSON-able). Default: none.
         config (dict | None): the run's settings (JSON-able). Default: none.
     """
-    if not _is_int(epoch) or epoch < 0:
+    if not is_int(epoch) or epoch < 0:
         raise ValueError(f"save_checkpoint: epoch must be a non-negative int, got {epoch!r}")
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     optimizer_state = None
     if optimizer is not None:
         optimizer_state = _arrays_to_refs(optimizer.state_dict(), "optimizer", tensors)
     state = {
-        "epoch": epoch,
+        "epoch": int(epoch),
         "history": list(history or []),
         "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -253,10 +254,6 @@ def _corrupt(path: Path, field: str, value, expected: str) -> ValueError:
     return ValueError(f"{path} is corrupt: field {field} is {shown}; expected {expected}")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -264,7 +261,7 @@ def _is_number(value) -> bool:
 def _check_state(path: Path, state: dict) -> None:
     """The training state's JSON fields, checked for type and range; ValueError naming the field."""
     epoch = state["epoch"]
-    if not _is_int(epoch) or epoch < 0:
+    if not is_int(epoch) or epoch < 0:
         raise _corrupt(path, "state.epoch", epoch, "a non-negative integer")
     history = state["history"]
     if not isinstance(history, list):
@@ -275,7 +272,7 @@ def _check_state(path: Path, state: dict) -> None:
         for key, value in record.items():
             if not _is_number(value):
                 raise _corrupt(path, f"state.history[{i}].{key}", value, "a number")
-        if not _is_int(record.get("epoch")) or record["epoch"] != i + 1:
+        if not is_int(record.get("epoch")) or record["epoch"] != i + 1:
             raise _corrupt(path, f"state.history[{i}].epoch", record.get("epoch"), f"the integer {i + 1}")
     if state["optimizer"] is not None:
         _check_optimizer_layout(path, state["optimizer"])
@@ -296,7 +293,7 @@ def _check_optimizer_layout(path: Path, value) -> None:
     indices = []
     for i, group in enumerate(groups):
         params = group.get("params")
-        if not isinstance(params, list) or not all(_is_int(k) and k >= 0 for k in params):
+        if not isinstance(params, list) or not all(is_int(k) and k >= 0 for k in params):
             raise _corrupt(path, f"{field}.param_groups[{i}].params", params, "a list of parameter indices")
         indices += params
         for key, option in group.items():
@@ -314,7 +311,7 @@ def _check_optimizer_layout(path: Path, value) -> None:
         if not isinstance(entry, dict) or not all(isinstance(v, np.ndarray) or (_is_number(v) and math.isfinite(v))
                                                   for v in entry.values()):
             raise _corrupt(path, f"{field}.state.{key}", entry, "an object of arrays and finite numbers")
-        if "step" in entry and not (_is_int(entry["step"]) and entry["step"] >= 0):
+        if "step" in entry and not (is_int(entry["step"]) and entry["step"] >= 0):
             raise _corrupt(path, f"{field}.state.{key}.step", entry["step"], "a non-negative integer")
     # One optimizer makes every parameter's state alike: the same entries, each an array or a number throughout.
     layouts = {tuple(sorted((k, isinstance(v, np.ndarray)) for k, v in entry.items())) for entry in entries.values()}
@@ -385,8 +382,8 @@ def _check_like(path: Path, value, reference, field: str) -> None:
     elif reference is None or isinstance(reference, str):
         if value != reference:
             raise _corrupt(path, field, value, repr(reference))
-    elif _is_int(reference):
-        if not _is_int(value):
+    elif is_int(reference):
+        if not is_int(value):
             raise _corrupt(path, field, value, "an integer")
     elif _is_number(reference):
         if not (_is_number(value) and math.isfinite(value)):
