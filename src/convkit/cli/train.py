@@ -309,8 +309,8 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
     except KeyboardInterrupt as exc:
         code = TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
         how = "terminated (SIGTERM)" if code == TERMINATED else "interrupted"
-        print(f"convkit train: {how} during epoch {min(completed + 1, settings['epochs'])}; {kept()}",
-              file=sys.stderr)
+        when = f"during epoch {completed + 1}" if completed < settings["epochs"] else "while writing the results"
+        print(f"convkit train: {how} {when}; {kept()}", file=sys.stderr)
         return code
     except OSError as exc:
         raise _Exit(f"{_os_error(exc)}; {kept()}", 1) from None
