@@ -119,7 +119,7 @@ def _argv(template, files, tmp_path):
     return [word.format(**names) for word in template]
 
 
-T = ["train", "--data-dir", "{data}"]  # noqa: N816 - the prefix of most train cases
+T = ["train", "--data-dir", "{data}"]  # the start of most train cases
 CASES = [
     # top level
     ([], 2), (["bogus"], 2), (["--frob"], 2), (["train", "--help-me"], 2),
