@@ -26,7 +26,7 @@ from .. import functional as F
 from .explanation import Explanation, Step, fmt
 from .figures import Frame, Frames, Mark, cell_of, running_sums
 from .geometry import (ConvGeometry, check_fits, conv_geometry, conv_size_step, dilation_step, pad,
-                       padding_step, position, window_view)
+                       padding_cells, padding_step, position, window_cells, window_view)
 from .operands import (channel_matrices, conv_weight, extent, index, kernel_matrices, operand_shape, plural,
                        shape_text, spatial_input, vector)
 from .sums import cells, cells_note, frame_cells, grouped_terms, operand, product
@@ -228,8 +228,7 @@ def correlation_frames(xp: np.ndarray, g: ConvGeometry, wk: np.ndarray, out: np.
     for cell in frame_cells(out.shape):
         o, y = cell[0], cell[1:]
         first = (o // (c_out // groups)) * cg
-        window = tuple(cell_of(tuple(yi * s + ti * d for yi, s, ti, d in zip(y, g.stride, t, g.dilation)))
-                       for t in np.ndindex(*g.kernel))
+        window = window_cells(y, g)
         taps = tuple(cell_of(t) for t in np.ndindex(*g.kernel))
         marks = [Mark(first + c, "window", window) for c in range(cg)]
         marks += [Mark(c_in + o * cg + c, "tap", taps) for c in range(cg)]
@@ -239,9 +238,3 @@ def correlation_frames(xp: np.ndarray, g: ConvGeometry, wk: np.ndarray, out: np.
     border = () if pads is None else padding_cells(xp.shape[1:], pads)
     fixed = tuple(Mark(c, "pad", border) for c in range(c_in)) if border else ()
     return Frames(stage, tuple(frames), "running sum", fixed)
-
-
-def padding_cells(padded, pads) -> tuple[tuple[int, int], ...]:
-    """The ``(row, col)`` cells of a ``padded`` extent that lie in the padding ``pads`` (``(lo, hi)`` per axis)."""
-    return tuple(cell_of(p) for p in np.ndindex(*padded)
-                 if any(i < lo or i >= n - hi for i, n, (lo, hi) in zip(p, padded, pads)))

@@ -16,6 +16,7 @@ from ..ops._args import conv_pads, ntuple
 from ..ops.padding import pad_forward
 from ..ops.windows import windows
 from .explanation import Matrix, Step
+from .figures import cell_of
 from .operands import AXES, channel_matrices, extent, per_axis, shape_text, sized
 
 _MODES = {
@@ -76,6 +77,26 @@ def pad(x: np.ndarray, pads, mode: str = "zeros", value: float = 0.0) -> np.ndar
 def window_view(xp: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """The engine's windows of a padded ``xp (C, *n)``: ``(C, *out, *kernel)``, ``[c, y, j] = xp[c, y*s + j*d]``."""
     return windows(xp[None], g.kernel, g.stride, g.dilation)[0]
+
+
+def window_cells(out_index, g: ConvGeometry) -> tuple[tuple[int, int], ...]:
+    """The ``(row, col)`` cells of the padded input that output position ``out_index`` reads, tap by tap.
+
+    >>> window_cells((1, 0), ConvGeometry((2, 2), (2, 1), ((0, 0), (0, 0)), (1, 1)))
+    ((2, 0), (2, 1), (3, 0), (3, 1))
+    """
+    return tuple(cell_of(tuple(y * s + t * d for y, s, t, d in zip(out_index, g.stride, tap, g.dilation)))
+                 for tap in np.ndindex(*g.kernel))
+
+
+def padding_cells(padded, pads) -> tuple[tuple[int, int], ...]:
+    """The ``(row, col)`` cells of a ``padded`` extent that lie in the padding ``pads`` (``(lo, hi)`` per axis).
+
+    >>> padding_cells((3,), ((1, 1),))
+    ((0, 0), (0, 2))
+    """
+    return tuple(cell_of(p) for p in np.ndindex(*padded)
+                 if any(i < lo or i >= n - hi for i, n, (lo, hi) in zip(p, padded, pads)))
 
 
 def columns(xp: np.ndarray, g: ConvGeometry) -> np.ndarray:

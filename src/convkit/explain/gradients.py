@@ -25,10 +25,10 @@ import numpy as np
 
 from .. import functional as F
 from ..tensor import tensor
-from .correlation import TAPS, correlation_formulas, correlation_frames, padding_cells
+from .correlation import TAPS, correlation_formulas, correlation_frames
 from .explanation import Explanation, Matrix, Step, fmt, roundoff
 from .figures import Frame, Frames, Mark, cell_of, running_sums
-from .geometry import ConvGeometry, check_fits, columns, conv_geometry, pad, window_view
+from .geometry import ConvGeometry, check_fits, columns, conv_geometry, pad, padding_cells, window_view
 from .operands import (channel_matrices, conv_weight, kernel_matrices, like_output, operand_shape, per_axis,
                        spatial_input, vector)
 from .sums import cells, cells_note, frame_cells, join_terms, product

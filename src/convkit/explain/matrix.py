@@ -26,10 +26,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .correlation import kernel_step, padding_cells
+from .correlation import kernel_step
 from .explanation import Explanation, Matrix, Step, fmt
-from .figures import Frame, Frames, Mark, cell_of, running_sums
-from .geometry import check_fits, columns, conv_geometry, conv_size_step, pad, padding_step
+from .figures import Frame, Frames, Mark, running_sums
+from .geometry import (check_fits, columns, conv_geometry, conv_size_step, pad, padding_cells, padding_step,
+                       window_cells)
 from .operands import channel_matrices, conv_weight, extent, operand_shape, plural, shape_text, spatial_input, vector
 from .sums import cells, cells_note, frame_cells, join_terms, operand, product
 
@@ -130,8 +131,7 @@ def _unfold_frames(xp: np.ndarray, g, cols: np.ndarray, positions, iname: str, c
     frames = []
     for p in frame_cells((len(positions),)):
         y = positions[p[0]]
-        window = tuple(cell_of(tuple(yi * s + ti * d for yi, s, ti, d in zip(y, g.stride, t, g.dilation)))
-                       for t in np.ndindex(*g.kernel))
+        window = window_cells(y, g)
         marks = tuple(Mark(c, "window", window) for c in range(xp.shape[0]))
         frames.append(Frame(caption(p[0]), marks + (Mark(len(stage) - 1, "out",
                                                          tuple((k, p[0]) for k in range(cols.shape[0]))),)))

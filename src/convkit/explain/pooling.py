@@ -27,10 +27,10 @@ from .. import functional as F
 from ..ops._args import ntuple
 from ..ops.pooling import avg_divisors, pool_geometry
 from ..tensor import tensor
-from .correlation import OUT_INDEX, padding_cells
+from .correlation import OUT_INDEX
 from .explanation import Explanation, Step, fmt
 from .figures import Frame, Frames, Mark, cell_of, running_sums
-from .geometry import ConvGeometry, pad, window_view
+from .geometry import ConvGeometry, pad, padding_cells, window_cells, window_view
 from .operands import AXES, channel_matrices, extent, like_output, operand_shape, per_axis, plural, spatial_input
 from .sums import MAX_FRAMES, cells, cells_note, frame_cells, join_terms
 
@@ -134,8 +134,7 @@ def _window_frames(xp, g: ConvGeometry, out, view, caption, winner=None) -> Fram
     frames = []
     for cell in frame_cells(out.shape):
         c, y = cell[0], cell[1:]
-        window = tuple(cell_of(tuple(yi * s + ti * d for yi, s, ti, d in zip(y, g.stride, t, g.dilation)))
-                       for t in np.ndindex(*g.kernel))
+        window = window_cells(y, g)
         marks = [Mark(c, "window", window), Mark(channels + c, "out", (cell_of(y),))]
         values = view[cell].ravel()
         if winner is None:
