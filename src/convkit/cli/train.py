@@ -464,8 +464,8 @@ def _check_optimizer_entries(checkpoint: Checkpoint, settings: dict, parameters:
     """After an epoch, the optimizer keeps its own entries for every parameter: exit 1 if the file's differ."""
     if checkpoint.optimizer_state is None or checkpoint.epoch == 0:
         return
-    expected = _OPTIMIZER_STATE[settings["optimizer"]] if settings["momentum"] or settings["optimizer"] != "sgd" \
-        else set()
+    plain_sgd = settings["optimizer"] == "sgd" and settings["momentum"] == 0  # keeps no state
+    expected = set() if plain_sgd else _OPTIMIZER_STATE[settings["optimizer"]]
     entries = checkpoint.optimizer_state["state"]
     if any(set(entry) != expected for entry in entries.values()) or len(entries) != (parameters if expected else 0):
         raise _Exit(f"{checkpoint.path} is corrupt: field state.optimizer.state does not hold "
