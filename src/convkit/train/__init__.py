@@ -3,7 +3,8 @@
 ``fit`` trains a model epoch by epoch and saves an exactly resumable
 checkpoint after each; ``evaluate`` gives loss, accuracy and confusion
 matrix. Plots live in ``convkit.train.plots`` (needs matplotlib, the
-``plot`` extra) and are imported only when used.
+``plot`` extra) and are imported only when used; ``convkit.train.rundir``
+gives a run directory to one process at a time (``convkit train --out``).
 """
 
 from .checkpoint import (
