@@ -95,3 +95,12 @@ def test_spec_errors_keep_their_caret(capsys):
     assert main(["summary", "conv3-10 pool2 conv3-1O", "--input", "1x28x28"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("convkit summary: error: spec: unknown token 'conv3-1O'") and "^^^^^^^^" in err
+
+
+def test_built_in_models_keep_their_canonical_class_count(capsys):
+    from convkit.cli import main
+
+    assert main(["summary", "vgg16", "--input", "3x224x224"]) == 0
+    assert "Total params: 138,357,544" in capsys.readouterr().out          # torchvision's VGG-16
+    assert main(["summary", "vgg16", "--input", "3x224x224", "--num-classes", "10"]) == 0
+    assert "Total params: 134,301,514" in capsys.readouterr().out

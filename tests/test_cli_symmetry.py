@@ -26,8 +26,8 @@ def test_spec_string_under_shifts(capsys):
 
 
 def test_a_symmetric_model_passes(monkeypatch, capsys):
-    def build(model, input_size, num_classes, max_parameters):
-        assert (model, input_size, num_classes) == ("circular", (2, 6, 6), 10)
+    def build(model, input_size, max_parameters):                # num_classes: the model's own
+        assert (model, input_size) == ("circular", (2, 6, 6))
         assert convkit.get_default_dtype() == np.float32
         return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(),
                              nn.GlobalAvgPool2d(flatten=True), nn.Linear(4, 10))
@@ -43,7 +43,7 @@ def test_a_symmetric_model_passes(monkeypatch, capsys):
 def test_default_dtype_is_restored(monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(convkit.models, "build",
-                        lambda model, input_size, num_classes, max_parameters: seen.append(convkit.get_default_dtype())
+                        lambda model, input_size, max_parameters: seen.append(convkit.get_default_dtype())
                         or nn.Sequential(nn.ReLU()))
     assert main(["symmetry", "relu", "--group", "d4", "--input", "1x4x4"]) == 0
     assert seen == [np.float64] and convkit.get_default_dtype() == np.float32
@@ -62,7 +62,7 @@ def test_model_that_is_not_a_chain_fails_with_one_line(monkeypatch, capsys):
         def forward(self, x):
             return x + x
 
-    monkeypatch.setattr(convkit.models, "build", lambda model, input_size, num_classes, max_parameters: Residual())
+    monkeypatch.setattr(convkit.models, "build", lambda model, input_size, max_parameters: Residual())
     assert main(["symmetry", "residual", "--input", "1x4x4"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("convkit symmetry: report: model must be an nn.Sequential") and err.count("\n") == 1

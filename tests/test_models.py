@@ -351,8 +351,9 @@ def test_build_reports_spec_errors_with_the_caret():
     (dict(model=None), TypeError, "build: model must be a str"),
     (dict(model="lenet5", input_size=(28, 28)), ValueError, "build: input_size must be (C, H, W)"),
     (dict(model="lenet5", input_size=(1, 0, 28)), ValueError, "build: input_size must be (C, H, W)"),
-    (dict(model="lenet5", num_classes=0), ValueError, "build: num_classes must be a positive int, got 0"),
-    (dict(model="lenet5", num_classes=2.0), ValueError, "build: num_classes must be a positive int, got 2.0"),
+    (dict(model="lenet5", num_classes=0), ValueError,
+     "build: num_classes must be a positive int or None (the model's own), got 0"),
+    (dict(model="lenet5", num_classes=2.0), ValueError, "build: num_classes must be a positive int or None"),
 ])
 def test_build_rejects_bad_arguments(kwargs, error, text):
     with pytest.raises(error) as info:

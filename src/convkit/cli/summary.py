@@ -44,8 +44,9 @@ def register(subparsers) -> None:
                         help="output format (default: table); html is a self-contained page with a clickable "
                              "receptive-field view")
     parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
-    parser.add_argument("--num-classes", type=int, default=10, metavar="N",
-                        help="outputs of a built-in model (default: 10)")
+    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+                        help="outputs of a built-in model (default: its own: 10 for lenet5 and convnet, "
+                             "1000 for the VGGs)")
     parser.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                         help="refuse a built-in model or spec with more parameters, before building it "
                              f"(default: {DEFAULT_MAX_PARAMETERS:,})")
@@ -78,7 +79,7 @@ def parse_size(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def load_model(model: str, input_size: tuple[int, ...], num_classes: int, max_parameters: int):
+def load_model(model: str, input_size: tuple[int, ...], num_classes: int | None, max_parameters: int):
     """A built-in model or spec string (``models.build`` within ``max_parameters``), or ``FILE.py:FACTORY()``."""
     path, sep, factory = model.rpartition(":")
     if sep and path.endswith(".py"):

@@ -73,7 +73,7 @@ def run(args) -> int:
     set_default_dtype(np.dtype(args.dtype))
     try:
         manual_seed(args.seed)
-        model = build(args.model, input_size=args.input, num_classes=10, max_parameters=args.max_parameters)
+        model = build(args.model, input_size=args.input, max_parameters=args.max_parameters)
     except ValueError as e:
         print(f"convkit symmetry: {e}", file=sys.stderr)
         return 2

@@ -33,6 +33,7 @@ class _Entry(NamedTuple):
     parameters: Callable[..., int]      # (num_classes=, in_channels=) -> the factory's parameter count
     description: str
     sizes: str                          # "28" (28 to 31: two pools down to 7 or 5) or "32+" (five pools)
+    classes: int                        # the canonical number of outputs (the dataset it was made for)
 
 
 def _vgg_entries() -> dict[str, _Entry]:
@@ -41,16 +42,17 @@ def _vgg_entries() -> dict[str, _Entry]:
         for suffix, batch_norm, what in (("", False, ""), ("_bn", True, " with batch norm")):
             name = f"vgg{depth}{suffix}"
             out[name] = _Entry(getattr(vgg, name), partial(vgg.vgg_parameters, cfg, batch_norm),
-                               f"VGG-{depth}{what} (torchvision layout), inputs >= 32x32", "32+")
+                               f"VGG-{depth}{what} (torchvision layout, 1000 ImageNet classes), inputs >= 32x32",
+                               "32+", 1000)
     return out
 
 
 _MODELS: dict[str, _Entry] = {
     "lenet5": _Entry(lenet5, lenet5_parameters,
-                     "LeNet-5 (1998 layout, ReLU, max pooling), 61,706 parameters, 28x28 input", "28"),
+                     "LeNet-5 (1998 layout, ReLU, max pooling), 61,706 parameters, 28x28 input", "28", 10),
     "convnet": _Entry(convnet, convnet_parameters,
                       "small CNN: 2 x [conv3 BN ReLU, conv3 BN ReLU, maxpool2], dropout, linear; 28x28 input",
-                      "28"),
+                      "28", 10),
     **_vgg_entries(),
 }
 
@@ -60,7 +62,7 @@ def available() -> list[str]:
     return [f"{name}: {e.description}" for name, e in _MODELS.items()]
 
 
-def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int = 10, *,
+def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int | None = None, *,
           max_parameters: int | None = DEFAULT_MAX_PARAMETERS) -> nn.Module:
     """A built-in model by name, or a network from a spec string.
 
@@ -81,7 +83,9 @@ def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int 
     Args:
         model (str): a built-in name or a spec string.
         input_size (tuple of 3 ints): ``(C, H, W)`` of one sample. Default: ``(1, 28, 28)``.
-        num_classes (int): outputs of a built-in model. Default: 10.
+        num_classes (int | None): outputs of a built-in model. Default: its
+            canonical count (10 for LeNet-5 and convnet, ImageNet's 1000 for
+            the VGGs, as torchvision's; a dataset sets its own).
         max_parameters (int | None): refuse a model with more parameters
             (None: no limit). Default: ``DEFAULT_MAX_PARAMETERS`` of
             ``convkit.models.budget``, 200 M, which every built-in model fits.
@@ -96,26 +100,28 @@ def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int 
     entry = _entry(model, input_size, num_classes, "build")
     if entry is None:
         return _as_spec(model, "build", lambda: from_spec(model, input_size, max_parameters=max_parameters))
+    num_classes = entry.classes if num_classes is None else num_classes
     budget.check("build", f"model {model.strip()!r}",
                  entry.parameters(num_classes=num_classes, in_channels=input_size[0]), max_parameters)
     return entry.factory(num_classes=num_classes, in_channels=input_size[0])
 
 
-def parameter_count(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int = 10) -> int:
+def parameter_count(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int | None = None) -> int:
     """The number of parameters of ``build(model, input_size, num_classes)``, counted without building it.
 
     Equal to ``sum(p.numel() for p in build(...).parameters())``; raises the
     same errors as ``build`` for a bad model, and allocates no weight.
 
-    >>> parameter_count("vgg19", input_size=(3, 224, 224), num_classes=1000)
-    143667240
+    >>> parameter_count("vgg16", input_size=(3, 224, 224))       # torchvision's count
+    138357544
     >>> parameter_count("fc100000 fc100000 fc10")
     10079600010
     """
     entry = _entry(model, input_size, num_classes, "parameter_count")
     if entry is None:
         return _as_spec(model, "parameter_count", lambda: spec_parameters(model, input_size))
-    return entry.parameters(num_classes=num_classes, in_channels=input_size[0])
+    return entry.parameters(num_classes=entry.classes if num_classes is None else num_classes,
+                            in_channels=input_size[0])
 
 
 def _entry(model: str, input_size: Sequence[int], num_classes: int, op: str) -> _Entry | None:
@@ -126,8 +132,8 @@ def _entry(model: str, input_size: Sequence[int], num_classes: int, op: str) -> 
     if (not isinstance(input_size, Sequence) or len(input_size) != 3
             or not all(is_int(v) and v >= 1 for v in input_size)):
         raise ValueError(f"{op}: input_size must be (C, H, W), three positive ints, got {input_size!r}")
-    if not is_int(num_classes) or num_classes < 1:
-        raise ValueError(f"{op}: num_classes must be a positive int, got {num_classes!r}")
+    if num_classes is not None and (not is_int(num_classes) or num_classes < 1):
+        raise ValueError(f"{op}: num_classes must be a positive int or None (the model's own), got {num_classes!r}")
     entry = _MODELS.get(model.strip().lower())
     if entry is None:
         return None
