@@ -13,7 +13,12 @@ import convkit.backends as backends
 
 
 def blas_threads() -> set[int]:
-    return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+    """Thread counts of NumPy's BLAS (a library under numpy's own directory; other packages' BLAS, loaded
+    later by torch or SciPy, are theirs to set)."""
+    found = {i["num_threads"] for i in threadpoolctl.threadpool_info()
+             if i["user_api"] == "blas" and "numpy" in i["filepath"]}
+    assert found, "NumPy's BLAS not found among the loaded libraries"
+    return found
 
 
 def test_set_num_threads_sets_kernel_threads_and_keeps_blas_on_one():
