@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import convkit
 import convkit.functional as F
@@ -149,8 +151,6 @@ def test_foreign_and_corrupt_files_are_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ crafted JSON fields (hypothesis)
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=5),

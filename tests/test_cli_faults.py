@@ -226,7 +226,7 @@ def test_sigterm_stops_like_ctrl_c_with_143_and_the_resume_command(files, tmp_pa
     assert main(["train", "--data-dir", str(files["data"]), "--out", str(out), *FAST, "--epochs", "2"]) == 143
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("convkit train: terminated (SIGTERM) during epoch 2;")
-    assert f"holds the last complete epoch (1 of 2)" in err
+    assert "holds the last complete epoch (1 of 2)" in err
     assert err.endswith(f"continue with: convkit train --out {out} --resume --data-dir {files['data']}")
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors"]  # no lock, no temporary file
     assert signal.getsignal(signal.SIGTERM) == handler  # main() put the previous handler back
