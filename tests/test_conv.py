@@ -37,12 +37,17 @@ def is_pairs(padding):
 
 
 def torch_conv(cfg, x, w, b=None, flip=False):
-    """PyTorch's result for ``cfg``: F.conv*d, with F.pad for (low, high) pairs and a module for padding modes."""
+    """PyTorch's result for ``cfg``: F.conv*d, with F.pad for (low, high) pairs and a module for padding modes.
+
+    ``flip``: true convolution, the kernel mirrored, and ``'same'`` split as ``convolve*d`` splits it.
+    """
     nsp = cfg["nsp"]
     if flip:
         w = torch.flip(w, dims=tuple(range(2, 2 + nsp)))
     opts = dict(stride=cfg["stride"], dilation=cfg["dilation"], groups=cfg["groups"])
     padding, mode = cfg["padding"], cfg["mode"]
+    if flip and padding == "same":  # true convolution centres an even kernel as SciPy does (the mirrored split)
+        padding = _args.same_pads(cfg["kernel"], _args.ntuple(cfg["dilation"], nsp, "dilation", "t"), flip=True)
     if is_pairs(padding):
         x = TF.pad(x, [p for pair in reversed(padding) for p in pair], mode=TORCH_PAD_MODE[mode])
         return TORCH_CONV[nsp](x, w, b, padding=0, **opts)

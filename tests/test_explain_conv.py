@@ -9,6 +9,7 @@ import torch
 import convkit
 import convkit.functional as F
 from convkit import explain
+from convkit.ops import _args
 from convkit.ops._args import conv_pads
 
 
@@ -71,9 +72,14 @@ def test_conv2d_and_convolve2d_results_equal_functional_and_torch(name, options)
     wt = np.flip(w, (2, 3)).copy() if name == "convolve2d" else w
     mode = options.get("padding_mode", "zeros")
     kwargs = {k: v for k, v in options.items() if k != "padding_mode"}
+    tx = torch.tensor(x)
+    if name == "convolve2d" and kwargs.get("padding") == "same":  # SciPy's centring: the mirrored split
+        dilation = _args.ntuple(kwargs.get("dilation", 1), 2, "dilation", "t")
+        (top, bottom), (left, right) = _args.same_pads((3, 2), dilation, flip=True)
+        tx, kwargs["padding"] = torch.nn.functional.pad(tx, (left, right, top, bottom)), 0
     module = torch.nn.Conv2d(c_in, w.shape[0], (3, 2), padding_mode=mode, dtype=torch.float64, **kwargs)
     module.weight.data, module.bias.data = torch.tensor(wt), torch.tensor(b)
-    np.testing.assert_allclose(e.result, module(torch.tensor(x)).detach().numpy(), atol=1e-10)
+    np.testing.assert_allclose(e.result, module(tx).detach().numpy(), atol=1e-10)
     formulas = next(s.formulas for s in e.steps if s.text.startswith("Each output cell"))
     assert _sum_checks(formulas) == len(formulas)
 

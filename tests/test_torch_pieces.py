@@ -200,3 +200,24 @@ def test_pooling_stride_empty_means_the_kernel_size(fn):
             [_x((1, 2, 6, 6))])
     layer = getattr(nn, {"max_pool2d": "MaxPool2d", "avg_pool2d": "AvgPool2d"}[fn])(3, stride=[])
     assert layer(_x((1, 2, 6, 6))).shape == (1, 2, 2, 2)
+
+
+# ------------------------------------------------------------------ convolve*d 'same' = SciPy's
+@pytest.mark.parametrize("k, d", [(2, 1), (3, 1), (4, 1), (5, 1), (2, 3), (4, 2)])
+def test_convolve1d_same_is_numpys_and_scipys_centre(k, d):
+    x, w = _x(11), _x(k, 1)
+    dense = np.zeros(d * (k - 1) + 1)
+    dense[::d] = w                                             # the dilated kernel as a dense one
+    expected = np.convolve(x, dense, mode="same")              # NumPy's 'same' is SciPy's for n >= k
+    got = F.convolve1d(x[None, None], w[None, None], padding="same", dilation=d).numpy()[0, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 4), (4, 3), (2, 5)])
+def test_convolve2d_same_is_the_centre_of_the_full_convolution(kernel):
+    x, w = _x((1, 1, 7, 8)), _x((1, 1) + kernel, 1)
+    full = F.convolve2d(x, w, padding=tuple(k - 1 for k in kernel)).numpy()
+    centre = full[..., (kernel[0] - 1) // 2:(kernel[0] - 1) // 2 + 7, (kernel[1] - 1) // 2:(kernel[1] - 1) // 2 + 8]
+    np.testing.assert_allclose(F.convolve2d(x, w, padding="same").numpy(), centre, rtol=1e-12, atol=1e-12)
+    # cross-correlation keeps PyTorch's split (the extra element after)
+    compare(lambda x, w: F.conv2d(x, w, padding="same"), lambda x, w: TF.conv2d(x, w, padding="same"), [x, w])

@@ -92,7 +92,7 @@ def _explain(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding
     x = spatial_input(input, nsp, op)
     w = conv_weight(weight, nsp, op)
     b = vector(bias, w.shape[0], "bias", op, "one per output channel")
-    g = conv_geometry(w.shape[2:], stride, padding, dilation, op)
+    g = conv_geometry(w.shape[2:], stride, padding, dilation, op, flip)
     check_fits(x.shape[1:], g, op)
     out = getattr(F, op)(x, w, b, stride, padding, dilation, groups, padding_mode=padding_mode).numpy()
     xp = pad(x, g.pads, padding_mode)
@@ -106,7 +106,7 @@ def _explain(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding
     if flip:
         steps.append(flip_step(w, wk))
     if g.padded:
-        steps.append(padding_step(x, xp, g, padding, padding_mode))
+        steps.append(padding_step(x, xp, g, padding, padding_mode, flip=flip))
     steps.append(conv_size_step(x.shape[1:], g, out.shape[1:]))
     if max(g.dilation) > 1:
         steps.append(dilation_step(wk, g, kname))

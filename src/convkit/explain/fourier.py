@@ -7,8 +7,9 @@ both operands to ``L ≥ n + k − 1`` (per axis) leaves no room to wrap, and
 
     (x ∗ w)[t] = Σ_j w[j]·x[t − j],   t = 0 … n + k − 2
 
-``'valid'`` keeps ``t = k − 1 … n − 1``, ``'same'`` the ``n`` values
-PyTorch's ``padding='same'`` gives. Cross-correlation (PyTorch's ``conv``)
+``'valid'`` keeps ``t = k − 1 … n − 1``, ``'same'`` the ``n`` values from
+``t = ⌊(k − 1)/2⌋``, the centre, as SciPy's ``mode='same'`` and convkit's
+``convolve*d(padding='same')`` give them. Cross-correlation (PyTorch's ``conv``)
 multiplies by the conjugate spectrum instead. The FFTs are NumPy's; every
 result is compared with the engine's ``F.convolve*d``/``F.conv*d``.
 
@@ -92,14 +93,14 @@ def fftconvolve(input, weight, mode: str = "full") -> Explanation:
              Step(f"The inverse DFT is the linear convolution; its imaginary parts are round-off (at most "
                   f"{roundoff(np.abs(back.imag).max())}), and it matches the engine's up to round-off (max difference "
                   f"{roundoff(np.abs(full - full_engine).max())}).", value=Matrix("ifft(X·W)", full))]
-    lows = tuple(0 if mode == "valid" else (b - 1) // 2 if mode == "same" else b - 1 for b in k)
+    lows = tuple(0 if mode == "valid" else b - 1 - (b - 1) // 2 if mode == "same" else b - 1 for b in k)
     starts = tuple(b - 1 - lo for b, lo in zip(k, lows))
     lengths = tuple(a - b + 1 if mode == "valid" else a if mode == "same" else a + b - 1 for a, b in zip(n, k))
     output = full[tuple(slice(s, s + m) for s, m in zip(starts, lengths))]
     if mode != "full":
         engine = convolve(xs, ws, padding=mode).numpy()[0]
         where = ("where the kernel lies entirely inside x" if mode == "valid" else
-                 "as PyTorch's padding='same' does, an even kernel's extra element after")
+                 "the centre, as SciPy's mode='same': an even kernel's extra element before")
         steps.append(Step(f"mode='{mode}' keeps {shape_text(lengths)} values from position {per_start(starts)} "
                           f"({where}); convolve{nsp}d with padding='{mode}' gives the same (max difference "
                           f"{roundoff(np.abs(output - engine).max())}).", value=Matrix(f"{mode} crop", output)))

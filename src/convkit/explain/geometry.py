@@ -46,12 +46,14 @@ class ConvGeometry:
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
 
 
-def conv_geometry(kernel, stride, padding, dilation, op: str) -> ConvGeometry:
-    """The engine's normalisation of ``stride``, ``padding`` (incl. 'same'/'valid') and ``dilation``."""
+def conv_geometry(kernel, stride, padding, dilation, op: str, flip: bool = False) -> ConvGeometry:
+    """The engine's normalisation of ``stride``, ``padding`` (incl. 'same'/'valid', mirrored for true
+    convolution when ``flip``) and ``dilation``."""
     nsp = len(kernel)
     stride = ntuple(stride, nsp, "stride", op)
     dilation = ntuple(dilation, nsp, "dilation", op)
-    return ConvGeometry(tuple(kernel), stride, conv_pads(padding, nsp, kernel, stride, dilation, op), dilation)
+    return ConvGeometry(tuple(kernel), stride, conv_pads(padding, nsp, kernel, stride, dilation, op, flip=flip),
+                        dilation)
 
 
 def check_fits(spatial, g: ConvGeometry, op: str) -> None:
@@ -108,14 +110,17 @@ def columns(xp: np.ndarray, g: ConvGeometry) -> np.ndarray:
     return view.transpose(order).reshape(c * int(np.prod(g.kernel)), int(np.prod(out)))
 
 
-def padding_step(x: np.ndarray, xp: np.ndarray, g: ConvGeometry, padding, mode: str, name: str = "I") -> Step:
+def padding_step(x: np.ndarray, xp: np.ndarray, g: ConvGeometry, padding, mode: str, name: str = "I",
+                 flip: bool = False) -> Step:
     """The padded input, with how much each side got and why (``'same'`` explained)."""
     sides = ", ".join(f"{axis}: {lo} before and {hi} after" for axis, (lo, hi) in zip(AXES[len(g.pads)], g.pads))
     text = f"Padding adds {_MODES[mode]} around the input ({sides}), giving `{name}_p` of {extent(xp.shape[1:])}."
     if padding == "same":
         totals = ", ".join(f"{d}·({k} − 1) = {d * (k - 1)}" for k, d in zip(g.kernel, g.dilation))
+        where = ("before, the mirror of cross-correlation's, so that the output is the centre of the full "
+                 "convolution (SciPy's mode='same')" if flip else "after, as PyTorch does")
         text += (f" padding='same' pads `d(k − 1)` in total along each axis ({totals}) so that the output keeps the "
-                 "input's size; an odd total puts the extra row or column after, as PyTorch does.")
+                 f"input's size; an odd total puts the extra row or column {where}.")
     return Step(text, value=channel_matrices(f"{name}_p", xp))
 
 

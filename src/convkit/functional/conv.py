@@ -4,7 +4,10 @@
   convolution): ``out[n, o, y] = b[o] + sum_{c, j} w[o, c, j] * xp[n, c, y*s + j*d]``.
 * ``convolve*d`` is true convolution: the same with the kernel mirrored in
   every spatial axis; padding, stride, dilation and output size are those
-  of ``conv*d``.
+  of ``conv*d``, except that ``'same'`` with an even (dilated) kernel puts
+  the odd extra padding element on the low side, the mirror of ``conv*d``'s:
+  the output is the centre of the full convolution, as SciPy's
+  ``convolve(mode='same')``, the reference for true convolution, gives it.
 * ``conv_transpose*d`` is the adjoint of ``conv*d`` (see ``convkit.ops.conv_transpose``).
 
 Layouts are PyTorch's: input ``(N, C_in, *spatial)`` or unbatched
@@ -145,7 +148,7 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     stride = ntuple(stride, nsp, "stride", op)
     dilation = ntuple(dilation, nsp, "dilation", op)
     kernel = w.shape[2:]
-    pads = conv_pads(padding, nsp, kernel, stride, dilation, op)
+    pads = conv_pads(padding, nsp, kernel, stride, dilation, op, flip=flip)
     _check_groups(groups, w.shape[0], "the output channels, weight.shape[0]", w.shape, op)
     _check_channels(x.shape, batched, w.shape[1] * groups, w.shape, groups, nsp, op)
     _check_bias(b, w.shape[0], op)

@@ -48,27 +48,33 @@ def ntuple(value, n: int, name: str, op: str, *, minimum: int = 1) -> tuple[int,
     return out
 
 
-def same_pads(kernel: Sequence[int], dilation: Sequence[int]) -> Pads:
-    """PyTorch's ``padding='same'`` split for stride 1.
+def same_pads(kernel: Sequence[int], dilation: Sequence[int], flip: bool = False) -> Pads:
+    """``padding='same'`` split for stride 1.
 
     The total padding along an axis is ``d*(k-1)``; the left side gets
     ``total // 2`` and the right side the rest, so an odd total puts the
     extra element on the right (bottom), exactly as ``torch.nn.functional.conv2d``.
+    For true convolution (``flip``, the kernel mirrored) the split is
+    mirrored too, the extra element on the left: the output is then the
+    centre of the full convolution, ``out[i] = full[i + (k-1)//2]`` (dilated
+    ``k``), SciPy's ``convolve(mode='same')``.
     """
     pads = []
     for k, d in zip(kernel, dilation):
         total = d * (k - 1)
-        pads.append((total // 2, total - total // 2))
+        low = total - total // 2 if flip else total // 2
+        pads.append((low, total - low))
     return tuple(pads)
 
 
 def conv_pads(padding, n: int, kernel: Sequence[int], stride: Sequence[int],
-              dilation: Sequence[int], op: str) -> Pads:
+              dilation: Sequence[int], op: str, *, flip: bool = False) -> Pads:
     """Normalise a convolution ``padding`` argument to ``n`` (low, high) pairs.
 
     Accepts an int, a tuple of ``n`` ints (symmetric per axis), a tuple of
     ``n`` (low, high) pairs, ``'valid'`` (no padding) or ``'same'`` (stride 1
-    only, as in PyTorch: output size equals input size).
+    only, as in PyTorch: output size equals input size; ``flip``: true
+    convolution's mirrored split, ``same_pads``).
     """
     if isinstance(padding, str):
         if padding == "valid":
@@ -79,7 +85,7 @@ def conv_pads(padding, n: int, kernel: Sequence[int], stride: Sequence[int],
                     f"{op}: padding='same' is only defined for stride 1 (as in PyTorch), "
                     f"got stride={tuple(stride)}"
                 )
-            return same_pads(kernel, dilation)
+            return same_pads(kernel, dilation, flip)
         raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
     if (isinstance(padding, Sequence) and len(padding) == n
             and all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding)):
