@@ -201,3 +201,27 @@ def test_evaluate_refuses_missing_and_mismatched_files(data_dir, tmp_path, capsy
     assert main(["evaluate", str(tmp_path / "odd.safetensors"), "--data-dir", str(data_dir)]) == 1
     err = capsys.readouterr().err
     assert "does not fit this model" in err and "Traceback" not in err
+
+
+def test_format_json_on_train_and_evaluate_gives_every_number(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(data_dir, out, "--epochs", "1", "--format", "json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((out / "metrics.json").read_text())
+    assert main(["evaluate", str(out / "model.safetensors"), "--data-dir", str(data_dir), "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["model"], result["dataset"], result["split"], result["images"]) == ("lenet5", "fashion-mnist",
+                                                                                       "test", 100)
+    assert result["accuracy"] == pytest.approx(printed["test_accuracy"]) and result["correct"] == round(
+        100 * result["accuracy"])
+    assert np.array(result["confusion_matrix"]).sum() == 100 and len(result["per_class_accuracy"]) == 10
+
+
+def test_format_json_on_symmetry_and_explain(capsys):
+    assert main(["symmetry", "conv3-4 relu gap", "--input", "1x6x6", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["holds"] is False and report["group_size"] == 36 and report["rows"][0]["status"] == "breaks"
+    assert main(["explain", "conv2d", "-i", "1 2 3; 4 5 6; 7 8 9", "-k", "1 0; 0 -1", "--format", "json"]) == 0
+    (explanation,) = json.loads(capsys.readouterr().out)
+    assert explanation["result"] == [[[-4.0, -4.0], [-4.0, -4.0]]]
+    assert explanation["steps"][0]["value"][0]["data"] == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]

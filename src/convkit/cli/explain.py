@@ -21,6 +21,7 @@ failed write prints one line and exits 1).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 
@@ -29,7 +30,7 @@ from .._io import atomic_file
 from ..explain.html import to_html
 from ..explain.parse import load_array
 
-FORMATS = ("text", "markdown", "latex", "html")
+FORMATS = ("text", "markdown", "latex", "html", "json")
 
 _GRID = '"1 2 0; 0 1 2; 2 0 1"'
 EXAMPLES = {
@@ -163,6 +164,8 @@ def run(args) -> int:
         return 2
     if args.format == "html":
         text = to_html(explanations)
+    elif args.format == "json":  # one document: the list of the topic's explanations
+        text = json.dumps([e.to_dict() for e in explanations], indent=1, ensure_ascii=False) + "\n"
     else:
         text = "\n\n".join(e.render(args.format) for e in explanations) + "\n"
     return write_output(text, args.output, f"convkit explain {args.topic}")
@@ -184,7 +187,8 @@ def write_output(text: str, path: str | None, prog: str) -> int:
 
 def _add_format(p) -> None:
     p.add_argument("--format", choices=FORMATS, default="text",
-                   help="output format (default: text); html is one self-contained interactive page")
+                   help="output format (default: text); html is one self-contained interactive page, json "
+                        "a list of the explanations' steps and results")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
 
 

@@ -14,6 +14,7 @@ cannot be checked (not a chain of layers, input too small for it).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import numpy as np
@@ -59,6 +60,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                    help="refuse a model with more parameters, before building it "
                         f"(default: {DEFAULT_MAX_PARAMETERS:,})")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: the table, reasons and verdict; json: every number (default: text)")
     p.set_defaults(run=run)
 
 
@@ -85,5 +88,5 @@ def run(args) -> int:
     except (ValueError, TypeError) as e:
         print(f"convkit symmetry: {e}", file=sys.stderr)
         return 1
-    print(result)
+    print(json.dumps(result.to_dict(), indent=1) if args.format == "json" else result)
     return 0

@@ -167,6 +167,7 @@ def register(subparsers) -> None:
                    help="start a new run from the model weights of FILE (a model.safetensors or "
                         "checkpoint.safetensors of the same model), with new optimizer and schedule")
     _add_max_parameters(p)
+    _add_format(p, "the final line; json: metrics.json's content (accuracy, history, confusion matrix, settings)")
     p.set_defaults(run=run_train)
 
     e = subparsers.add_parser(
@@ -181,7 +182,13 @@ def register(subparsers) -> None:
     e.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH, metavar="B",
                    help=f"default: {EVAL_BATCH}")
     _add_max_parameters(e)
+    _add_format(e, "accuracy, loss and the confusion matrix as tables; json: every number")
     e.set_defaults(run=run_evaluate)
+
+
+def _add_format(parser, text: str) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help=f"what goes to stdout: text: {text} (default: text)")
 
 
 def _add_max_parameters(parser) -> None:
@@ -303,7 +310,8 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
                           checkpoint_path=saved, config=config, start_epoch=start_epoch, history=history,
                           on_epoch_end=on_epoch_end)
         with num_threads(threads):
-            _finish(out, model, config, history, job.test_set, job.test_loader, threads, plots=not args.no_plots)
+            _finish(out, model, config, history, job.test_set, job.test_loader, threads, plots=not args.no_plots,
+                    json_out=args.format == "json")
     except TrainingDiverged as exc:
         raise _Exit(f"{exc}: {_restart_hint(settings, args, out, saved if completed else None)}", 1) from None
     except KeyboardInterrupt as exc:
@@ -525,8 +533,9 @@ def _os_error(exc: OSError) -> str:
 
 
 def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_loader, threads: int,
-            plots: bool) -> None:
-    """Evaluate on the test set; write the model, metrics.json and the plots; print the final line."""
+            plots: bool, json_out: bool = False) -> None:
+    """Evaluate on the test set; write the model, metrics.json and the plots; print the final line
+    (``json_out``: metrics.json's content instead)."""
     phase(f"evaluating on the test split ({len(test_set):,} images) ...")
     result = predict(model, test_loader)
     test_accuracy = accuracy(result.predicted, result.labels)
@@ -548,6 +557,9 @@ def _finish(out: Path, model, config: dict, history: list[dict], test_set, test_
         phase(f"plotting into {out} ...")
         _plots(out, model, history, test_set, result, matrix, settings)
     phase("")
+    if json_out:
+        print(json.dumps(metrics, indent=2))
+        return
     epochs = f"{len(history)} epoch{'' if len(history) == 1 else 's'}"
     print(f"test accuracy: {test_accuracy:.4f} ({settings['model']}, {settings['dataset']}, "
           f"{epochs}, {train_seconds:.1f} s)")
@@ -675,6 +687,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = predict(model, loader)
     matrix = confusion_matrix(result.labels, result.predicted, len(data.classes))
     correct = int(matrix.trace())
+    if args.format == "json":
+        print(json.dumps({
+            "model": settings["model"], "dataset": dataset, "split": args.split, "images": len(data),
+            "accuracy": correct / len(data), "correct": correct, "loss": result.loss,
+            "classes": list(data.classes), "confusion_matrix": matrix.tolist(),
+            "per_class_accuracy": [None if math.isnan(v) else v for v in per_class_accuracy(matrix).tolist()],
+        }, indent=2))
+        return 0
     print(f"{settings['model']} on {dataset} ({args.split}, {len(data)} images): accuracy "
           f"{correct / len(data):.4f} ({correct}/{len(data)}), loss {result.loss:.4f}")
     print(ConfusionMatrix(matrix, data.classes))

@@ -33,6 +33,7 @@ demo
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import textwrap
@@ -186,8 +187,9 @@ class Explanation:
         return self.to_text()
 
     def render(self, format: str = "text") -> str:
-        """``to_text()``, ``to_markdown()``, ``to_latex()`` or ``to_html()`` by name (text, markdown, latex, html)."""
-        renderers = {"text": self.to_text, "markdown": self.to_markdown, "latex": self.to_latex, "html": self.to_html}
+        """``to_text()``, ``to_markdown()``, ``to_latex()``, ``to_html()`` or ``to_json()`` by name."""
+        renderers = {"text": self.to_text, "markdown": self.to_markdown, "latex": self.to_latex, "html": self.to_html,
+                     "json": self.to_json}
         if format not in renderers:
             raise ValueError(f"render: format must be one of {tuple(renderers)}, got {format!r}")
         return renderers[format]()
@@ -231,6 +233,20 @@ class Explanation:
             out.extend(_latex_value(step.value))
         out.append("\\end{enumerate}")
         return "\n".join(out) + "\n"
+
+    # ------------------------------------------------------------------ json
+    def to_dict(self) -> dict:
+        """Every step and the result as JSON-ready data: ``title``, ``steps`` (``text``, ``formulas``,
+        ``value``: a matrix as ``{"label", "data"}`` (complex numbers as ``[re, im]``), several as a list, a
+        table as ``{"header", "rows"}``) and ``result`` (arrays as nested lists)."""
+        return {"title": self.title,
+                "steps": [{"text": s.text, "formulas": list(s.formulas), "value": _plain_value(s.value)}
+                          for s in self.steps],
+                "result": _plain(self.result)}
+
+    def to_json(self) -> str:
+        """``to_dict()`` as JSON text."""
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n"
 
     # ------------------------------------------------------------------ html
     def to_html(self) -> str:
@@ -444,3 +460,29 @@ def _latex_value(value) -> list[str]:
                 " & ".join(latex_text(h) for h in value.header) + r" \\ \hline", *rows,
                 "\\end{tabular}", "\\end{center}"]
     return []
+
+
+def _plain(value):
+    """``value`` with arrays, NumPy scalars, tuples and dicts made JSON-ready (complex as ``[re, im]``)."""
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, (complex, np.complexfloating)):
+        return [float(value.real), float(value.imag)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _plain_value(value):
+    """A step's value as JSON-ready data (see ``Explanation.to_dict``)."""
+    if isinstance(value, Matrix):
+        return {"label": value.label, "data": _plain(value.data)}
+    if isinstance(value, Table):
+        return {"header": list(value.header), "rows": [list(r) for r in value.rows]}
+    if isinstance(value, tuple):
+        return [_plain_value(v) for v in value]
+    return _plain(value)

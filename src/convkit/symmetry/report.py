@@ -367,6 +367,15 @@ class SymmetryReport:
             lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
         return "\n".join(lines + [""] + self._reasons() + [self._verdict()])
 
+    def to_dict(self) -> dict:
+        """Every field as JSON-ready data: the settings, ``holds``, the verdict and one dict per row."""
+        return {"model": self.model, "group": self.group, "group_size": self.group_size,
+                "input_shape": list(self.input_shape), "dtype": str(self.dtype), "seed": self.seed, "atol": self.atol,
+                "holds": self.holds, "verdict": self._verdict(),
+                "rows": [{"index": r.index, "name": r.name, "layer": r.layer, "output_shape": list(r.output_shape),
+                          "kind": r.kind, "max_error": r.max_error, "failing": r.failing, "status": r.status,
+                          "reasons": list(r.reasons)} for r in self.rows]}
+
     def _repr_html_(self) -> str:
         """The same table, reasons and verdict as ``str()``, as HTML (what a notebook shows)."""
         return _html.table(_COLUMNS, self._cells(), caption=self._heading(), notes=self._reasons() + [self._verdict()])
