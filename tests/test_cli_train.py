@@ -225,3 +225,38 @@ def test_format_json_on_symmetry_and_explain(capsys):
     (explanation,) = json.loads(capsys.readouterr().out)
     assert explanation["result"] == [[[-4.0, -4.0], [-4.0, -4.0]]]
     assert explanation["steps"][0]["value"][0]["data"] == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]
+
+
+def test_input_size_fits_the_images_and_lets_a_vgg_style_model_train(data_dir, tmp_path, capsys):
+    """--input-size pads (or resizes) the 28x28 images; the size is in the checkpoint, and evaluate reuses it."""
+    spec = "conv3-4p1 pool2 conv3-4p1 pool2 conv3-4p1 pool2 conv3-4p1 pool2 conv3-4p1 pool2 flatten fc10"
+    assert train(data_dir, tmp_path / "small", spec, "--epochs", "1") == 2            # 28x28: five pools
+    assert "(--input-size N trains on N x N images" in capsys.readouterr().err
+    assert train(data_dir, tmp_path / "vgg", "vgg11") == 2
+    assert "vgg11 needs inputs of at least 32x32" in capsys.readouterr().err
+    for how in ("pad", "bilinear"):
+        out = tmp_path / how
+        assert train(data_dir, out, spec, "--epochs", "1", "--input-size", "32", "--resize", how) == 0
+        config = load_checkpoint(out / "checkpoint.safetensors").config
+        assert (config["input_size"], config["resize"]) == (32, how)
+        assert main(["evaluate", str(out / "model.safetensors"), "--data-dir", str(data_dir)]) == 0
+        assert "accuracy" in capsys.readouterr().out
+    assert train(data_dir, tmp_path / "tiny", "--input-size", "20") == 2
+    assert "--input-size 20 is smaller than the 28x28 images" in capsys.readouterr().err
+
+
+def test_fit_pads_without_changing_pixels_and_resizes_bilinearly():
+    import convkit.functional as F
+    from convkit.data import fit_images as fit
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    padded = fit(images, 33)
+    assert padded.shape == (3, 33, 33) and padded.dtype == np.uint8
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30], images)
+    assert padded.sum() == images.sum()                                    # the border is background (0)
+    scaled = fit(images, 32, "bilinear")
+    expected = F.interpolate(images[:, None].astype(np.float32), size=(32, 32), mode="bilinear").numpy()[:, 0]
+    np.testing.assert_array_equal(scaled, np.clip(np.rint(expected), 0, 255).astype(np.uint8))
+    assert fit(images, 28) is images
+    with pytest.raises(ValueError, match="fit_images: size 20 is smaller than the images"):
+        fit(images, 20)

@@ -53,6 +53,7 @@ command that resumes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -74,9 +75,11 @@ from ..data import (
     Dataset,
     RandomCrop,
     RandomHorizontalFlip,
+    fit_images,
     load,
     train_val_split,
 )
+from ..data.resize import METHODS as FIT_METHODS
 from .._io import atomic_file
 from ..models import build
 from ..nn import Module
@@ -107,8 +110,11 @@ SCHEDULES = ("onecycle", "cosine", "step", "none")
 DEFAULTS = {
     "model": "lenet5", "dataset": "fashion-mnist", "epochs": 6, "batch_size": 128, "lr": None,
     "optimizer": "adam", "momentum": 0.9, "weight_decay": None, "schedule": "onecycle",
-    "augment": False, "val_fraction": 0.0, "seed": 0,
+    "augment": False, "val_fraction": 0.0, "seed": 0, "input_size": 28, "resize": "pad",
 }
+# Settings added after checkpoints were first written: a checkpoint without them had their default.
+_LATER_SETTINGS = {"input_size": 28, "resize": "pad"}
+IMAGE = 28  # the datasets' image side
 DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}
 EVAL_BATCH = 1000
@@ -163,6 +169,12 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=_positive_int, metavar="T",
                    help="threads for convkit's kernels and the BLAS matrix products; default: the count "
                         "that runs this model's training step fastest, timed on the first batch")
+    p.add_argument("--input-size", type=_positive_int, metavar="N",
+                   help="train on N x N images, the 28 x 28 ones fitted by --resize (the VGGs need N >= 32); "
+                        "default: 28")
+    p.add_argument("--resize", choices=FIT_METHODS,
+                   help="how images reach --input-size: pad (background around the picture) or bilinear "
+                        "(the picture scaled); default: pad")
     p.add_argument("--weights", metavar="FILE",
                    help="start a new run from the model weights of FILE (a model.safetensors or "
                         "checkpoint.safetensors of the same model), with new optimizer and schedule")
@@ -258,9 +270,9 @@ def _prepare(settings: dict, args: argparse.Namespace, source: Path | None = Non
     Usage errors exit 2 here, or 1 for a model named by the checkpoint ``source``.
     """
     manual_seed(settings["seed"])
-    model = _build(settings["model"], args.max_parameters, source)
-    _check_outputs(model, settings["model"], CLASSES, source)
-    train_set, test_set = _load_data(settings["dataset"], "train", args), _load_data(settings["dataset"], "test", args)
+    model = _build(settings["model"], args.max_parameters, source, settings["input_size"])
+    _check_outputs(model, settings["model"], CLASSES, source, settings["input_size"])
+    train_set, test_set = (_fitted(_load_data(settings["dataset"], split, args), settings) for split in ("train", "test"))
     train_loader, val_loader = _train_loaders(train_set, settings)
     test_loader = DataLoader(test_set.images, test_set.labels, EVAL_BATCH, mean=test_set.mean, std=test_set.std)
     return _Job(settings, model, train_set, test_set, train_loader, val_loader, test_loader)
@@ -348,16 +360,20 @@ def _threads(requested: int | None, model, train_loader) -> int:
     return fastest_threads(model, train_loader)
 
 
-def _build(spec, max_parameters: int, source: Path | None = None):
-    """The model named by ``spec`` for 28x28 grey images and ten classes.
+def _build(spec, max_parameters: int, source: Path | None = None, size: int = IMAGE):
+    """The model named by ``spec`` for ``size`` x ``size`` grey images and ten classes.
 
     A bad spec is a usage error (exit 2), or with ``source`` (the file that
     named it) a failure of that file (exit 1).
     """
     try:
-        return build(spec, input_size=(1, 28, 28), num_classes=CLASSES, max_parameters=max_parameters)
+        return build(spec, input_size=(1, size, size), num_classes=CLASSES, max_parameters=max_parameters)
     except (ValueError, TypeError) as exc:
-        raise _Exit(f"{source}: {exc}" if source else str(exc), 1 if source else 2) from None
+        first, *rest = str(exc).split("\n")  # a spec error shows the spec and a caret below its first line
+        if size == IMAGE and ("too small" in first or "at least 32x32" in first):
+            first += " (--input-size N trains on N x N images: the 28 x 28 ones padded or resized)"
+        message = "\n".join([first, *rest])
+        raise _Exit(f"{source}: {message}" if source else message, 1 if source else 2) from None
 
 
 def _start_from(model, spec: str, weights: str) -> None:
@@ -369,15 +385,16 @@ def _start_from(model, spec: str, weights: str) -> None:
         raise _Exit(f"--weights {weights} does not fit model {spec!r}: {exc}", 1) from None
 
 
-def _check_outputs(model, spec: str, classes: int, source: Path | None = None) -> None:
+def _check_outputs(model, spec: str, classes: int, source: Path | None = None, size: int = IMAGE) -> None:
     """Run one blank image through ``model``: it must give ``classes`` logits (exit 2, or 1 with ``source``)."""
     code, prefix = (1, f"{source}: ") if source else (2, "")
     model.eval()
     try:
         with no_grad():
-            shape = model(np.zeros((1, 1, 28, 28), dtype=get_default_dtype())).shape
+            shape = model(np.zeros((1, 1, size, size), dtype=get_default_dtype())).shape
     except (ValueError, TypeError) as exc:
-        raise _Exit(f"{prefix}model {spec!r} does not run on 28x28 grey images: {exc}", code) from None
+        hint = "; VGG-style models need --input-size 32 or more" if size < 32 else ""
+        raise _Exit(f"{prefix}model {spec!r} does not run on {size}x{size} grey images: {exc}{hint}", code) from None
     finally:
         model.train()
     if shape != (1, classes):
@@ -443,7 +460,7 @@ def _claim_default(base: Path) -> RunDirectory:
 
 def _resumed_settings(out: Path, checkpoint: Checkpoint, given: dict) -> dict:
     """The settings of the run in ``out`` (validated); exit 2 if options given contradict them."""
-    config = checkpoint.config
+    config = {**_LATER_SETTINGS, **checkpoint.config}
     missing = [k for k in DEFAULTS if k not in config]
     if missing:
         raise _Exit(f"{checkpoint.path} was not written by convkit train (its config lacks {missing})", 1)
@@ -573,7 +590,19 @@ def _settings(given: dict) -> dict:
     if settings["weight_decay"] is None:
         settings["weight_decay"] = DEFAULT_WEIGHT_DECAY[settings["optimizer"]]
     settings["augment"] = bool(settings["augment"])
+    if settings["input_size"] < IMAGE:
+        raise _Exit(f"--input-size {settings['input_size']} is smaller than the {IMAGE}x{IMAGE} images; "
+                    f"expected {IMAGE} or more (32 for the VGGs)", 2)
     return settings
+
+
+def _fitted(data: Dataset, settings: dict) -> Dataset:
+    """``data`` with its images fitted to ``input_size`` (``convkit.data.fit_images``, by ``resize``)."""
+    if settings["input_size"] == IMAGE:
+        return data
+    phase(f"fitting the {data.split} images to {settings['input_size']}x{settings['input_size']} "
+          f"({settings['resize']}) ...")
+    return dataclasses.replace(data, images=fit_images(data.images, settings["input_size"], settings["resize"]))
 
 
 def _load_data(name: str, split: str, args: argparse.Namespace):
@@ -611,7 +640,7 @@ def _train_loaders(train_set, settings: dict) -> tuple[DataLoader, DataLoader | 
     augment = ()
     if settings["augment"]:
         # Mirroring changes digits (a mirrored 2 is no digit), not clothes.
-        augment = (RandomCrop(28, padding=2),) + ((RandomHorizontalFlip(),) if train_set.name != "mnist" else ())
+        augment = (RandomCrop(train_set.images.shape[-1], padding=2),) + ((RandomHorizontalFlip(),) if train_set.name != "mnist" else ())
     loader = DataLoader(images, labels, settings["batch_size"], shuffle=True, seed=settings["seed"],
                         mean=train_set.mean, std=train_set.std, augment=augment,
                         drop_last=len(labels) % settings["batch_size"] == 1)
@@ -676,13 +705,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     if dataset not in DATASETS:
         raise _Exit(f"{args.checkpoint}: config field 'dataset' is {dataset!r}; expected one of {DATASETS} "
                     "(or pass --dataset)", 1)
-    model = _build(settings["model"], args.max_parameters, source=args.checkpoint)
-    _check_outputs(model, settings["model"], CLASSES, source=args.checkpoint)
+    fitting = {**_LATER_SETTINGS, **{k: settings[k] for k in _LATER_SETTINGS if k in settings}}
+    for key, value in fitting.items():
+        valid, expected = _SETTING_RULES[key]
+        if not valid(value):
+            raise _Exit(f"{args.checkpoint} is corrupt: config field {key!r} is {value!r}; expected {expected}", 1)
+    size = fitting["input_size"]
+    model = _build(settings["model"], args.max_parameters, args.checkpoint, size)
+    _check_outputs(model, settings["model"], CLASSES, args.checkpoint, size)
     try:
         checkpoint.restore(model)
     except ValueError as exc:
         raise _Exit(str(exc), 1) from None
-    data = _load_data(dataset, args.split, args)
+    data = _fitted(_load_data(dataset, args.split, args), fitting)
     loader = DataLoader(data.images, data.labels, args.batch_size, mean=data.mean, std=data.std)
     result = predict(model, loader)
     matrix = confusion_matrix(result.labels, result.predicted, len(data.classes))
@@ -776,4 +811,6 @@ _SETTING_RULES = {
     "augment": (lambda v: isinstance(v, bool), "true or false"),
     "val_fraction": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "seed": (lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+    "input_size": (lambda v: is_int(v) and v >= IMAGE, f"an integer >= {IMAGE}"),
+    "resize": (lambda v: v in FIT_METHODS, f"one of {', '.join(FIT_METHODS)}"),
 }

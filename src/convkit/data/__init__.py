@@ -14,8 +14,9 @@ from .datasets import DataError, Dataset, load
 from .download import DownloadError, download
 from .idx import read_idx, write_idx
 from .loader import DataLoader, RandomCrop, RandomHorizontalFlip, train_val_split
+from .resize import fit_images
 
 __all__ = [
     "read_idx", "write_idx", "load", "Dataset", "DataLoader", "RandomCrop", "RandomHorizontalFlip",
-    "train_val_split", "download", "DataError", "DownloadError",
+    "train_val_split", "fit_images", "download", "DataError", "DownloadError",
 ]
