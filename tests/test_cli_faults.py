@@ -307,3 +307,15 @@ def test_a_last_training_batch_of_one_image_is_dropped_and_evaluation_stays_comp
                  "--batch-size", "60"]) == 0  # 60 held out, 241 to train: four batches of 60, then 1
     record = json.loads((out / "metrics.json").read_text())["history"][0]
     assert "val_accuracy" in record and "Traceback" not in capsys.readouterr().err
+
+
+def test_running_out_of_memory_is_one_line_and_exit_1(monkeypatch, capsys):
+    import convkit.cli.summary as summary_cli
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(summary_cli, "load_model", exhausted)
+    assert main(["summary", "lenet5"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("convkit summary: out of memory") and "Traceback" not in err

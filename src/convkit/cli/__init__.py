@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"convkit {args.command}: " + ("terminated (SIGTERM)" if terminated else "interrupted"),
                   file=sys.stderr)
             return TERMINATED if terminated else INTERRUPTED
+        except MemoryError:
+            print(f"convkit {args.command}: out of memory: the model or data need more memory than this machine "
+                  "can give; choose a smaller model, batch or --max-parameters", file=sys.stderr)
+            return 1
 
 
 @contextlib.contextmanager
