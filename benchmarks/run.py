@@ -139,13 +139,14 @@ def scaling(args) -> list[dict]:
     return rows
 
 
-def profile_lenet5(steps: int = 30) -> list[dict]:
-    """Where a LeNet-5 training step spends its time: cumulative ms per step of each op's
-    forward / backward (``convkit.ops``) and of the optimizer update, under cProfile."""
+def profile_step(model: str, steps: int = 30) -> list[dict]:
+    """Where a training step of ``model`` (``lenet5`` or ``convnet``) spends its time: cumulative ms per
+    step of each op's forward / backward (``convkit.ops``), of the matrix products and of the optimizer
+    update, under cProfile."""
     import cProfile
     import pstats
 
-    call = cases.lenet5_step()["convkit"]
+    call = getattr(cases, f"{model}_step")()["convkit"]
     for _ in range(3):
         call()
     prof = cProfile.Profile()
@@ -160,10 +161,12 @@ def profile_lenet5(steps: int = 30) -> list[dict]:
             total = cum
         wanted = ("/ops/" in path and name.endswith(("_forward", "_backward")) and not name.startswith("_")
                   and "conv_algorithms" not in path)
-        if wanted or (name == "_update" and "/optim/" in path):
+        wanted = wanted or (path.endswith("gemm.py") and name == "matmul")
+        if wanted or (name == "_update_group" and "/optim/" in path):
             rows.append({"op": f"{Path(path).stem}.{name}", "ms_per_step": cum / steps * 1e3})
     rows.sort(key=lambda r: -r["ms_per_step"])
-    print(f"\nLeNet-5 step profile (cProfile, ms per step; whole step {total / steps * 1e3:.1f} ms with profiling)")
+    rows.insert(0, {"op": "whole step (profiled)", "ms_per_step": total / steps * 1e3})
+    print(f"\n{model} step profile (cProfile, ms per step)")
     for r in rows:
         print(f"  {r['op']:45s} {r['ms_per_step']:7.2f}")
     return rows
@@ -195,9 +198,11 @@ def markdown(result: dict) -> str:
             cells = " | ".join("-" if n not in r["ms"] else ("slow" if r["ms"][n] is None else f"{r['ms'][n]:.1f}")
                                for n in names)
             lines.append(f"| {r['case']} | {cells} | {r['auto']} |")
-    if result["lenet5_profile"]:
-        lines += ["", "LeNet-5 step, ms per step by op (cProfile, cumulative):", "", "| op | ms |", "|---|---:|"]
-        lines += [f"| {r['op']} | {r['ms_per_step']:.2f} |" for r in result["lenet5_profile"]]
+    for model, rows in result["profiles"].items():
+        lines += ["", f"{model} training step (batch 128, Adam), ms per step by op (cProfile, cumulative; "
+                      "gemm.matmul: the BLAS products inside the conv and linear ops):", "",
+                  "| op | ms |", "|---|---:|"]
+        lines += [f"| {r['op']} | {r['ms_per_step']:.2f} |" for r in rows]
     names = list(ALGORITHMS) + ["torch"]
     lines += ["", "Scaling, forward + backward in ms (base: batch 16, 32 -> 32 channels, 28x28, 3x3, "
               "'same' padding; one dimension varied; - where the algorithm cannot run):", "",
@@ -251,7 +256,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
-    parser.add_argument("--profile", action="store_true", help="also profile the LeNet-5 step op by op")
+    parser.add_argument("--profile", action="store_true", help="also profile the LeNet-5 and convnet steps op by op")
     parser.add_argument("--algorithms", action="store_true",
                         help="also time every conv algorithm on every conv case (slow)")
     args = parser.parse_args(argv)
@@ -265,7 +270,7 @@ def main(argv=None) -> int:
               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     result["cases"] = main_cases(args)
     result["algorithms"] = algorithms(args) if args.algorithms else []
-    result["lenet5_profile"] = profile_lenet5() if args.profile else []
+    result["profiles"] = {m: profile_step(m) for m in ("lenet5", "convnet")} if args.profile else {}
     result["scaling"] = [] if args.no_scaling else scaling(args)
     result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     stem = "benchmark-quick" if args.quick else "benchmark"
