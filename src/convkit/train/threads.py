@@ -7,7 +7,10 @@ kept the cores busy). ``fastest_threads`` settles it by timing the run's
 own training step (forward, loss, backward) on its first batch for every
 count from 1 to the number of cores, on a copy of the model, so the
 model, its buffers, the data order and convkit's random generator are as
-they were before.
+they were before. The counts take turns, one step each per round, so that
+a change in the machine's load while they are timed falls on all of them
+(timed one count after the other, a busy moment once made the batch-norm
+``convnet`` pick 1 thread, 1.5 times slower than 2).
 """
 
 from __future__ import annotations
@@ -25,35 +28,37 @@ from ..nn import Module
 from ..random import generator
 
 
-def _step_seconds(model: Module, x: np.ndarray, y: np.ndarray, loss_fn: Callable, repeats: int) -> float:
-    """Median seconds of ``repeats`` forward + loss + backward passes (after one untimed pass)."""
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        loss_fn(model(x), y).backward()
-        times.append(time.perf_counter() - start)
-        model.zero_grad()
-    return float(np.median(times[1:]))
+def _step_seconds(model: Module, x: np.ndarray, y: np.ndarray, loss_fn: Callable) -> float:
+    """Seconds of one forward + loss + backward pass."""
+    start = time.perf_counter()
+    loss_fn(model(x), y).backward()
+    seconds = time.perf_counter() - start
+    model.zero_grad()
+    return seconds
 
 
 def fastest_threads(model: Module, loader: Iterable, *, loss_fn: Callable = F.cross_entropy,
-                    repeats: int = 5) -> int:
+                    repeats: int = 7) -> int:
     """The thread count (``convkit.set_num_threads``) under which ``model`` trains fastest on ``loader``.
 
-    Times ``repeats`` steps on the first batch of ``loader`` at each count
-    from 1 to the cores available to numba and returns the fastest; leaves
-    the thread setting, ``model`` and convkit's generator unchanged.
+    Times ``repeats`` rounds of one step on the first batch of ``loader`` at
+    each count from 1 to the cores available to numba (after one untimed
+    round), the counts taking turns, and returns the count of the smallest
+    median; leaves the thread setting, ``model`` and convkit's generator
+    unchanged.
     """
     x, y = next(iter(loader))
     state = generator().bit_generator.state
     trial = copy.deepcopy(model)
     trial.train()
+    counts = range(1, numba.config.NUMBA_NUM_THREADS + 1)
+    seconds: dict[int, list[float]] = {n: [] for n in counts}
     try:
-        seconds = {}
-        for n in range(1, numba.config.NUMBA_NUM_THREADS + 1):
-            with num_threads(n):
-                seconds[n] = _step_seconds(trial, x, y, loss_fn, repeats)
+        for _ in range(repeats + 1):
+            for n in counts:
+                with num_threads(n):
+                    seconds[n].append(_step_seconds(trial, x, y, loss_fn))
     finally:
         generator().bit_generator.state = state
-    return min(seconds, key=seconds.get)
+    return min(counts, key=lambda n: float(np.median(seconds[n][1:])))
 
