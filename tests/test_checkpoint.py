@@ -186,10 +186,8 @@ def good_checkpoint(tmp_path_factory):
     return load_file(path), load_metadata(path)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(field=st.sampled_from(_FIELDS), value=_JSON)
-def test_crafted_state_fields_give_a_clean_error_naming_file_and_field(good_checkpoint, tmp_path, field, value):
-    """Any JSON value in any field: the checkpoint loads and restores, or ValueError names the file and field."""
+def _crafted(good_checkpoint, tmp_path, field, value):
+    """A copy of the good checkpoint whose state has ``value`` at ``field`` (a path of keys)."""
     tensors, metadata = good_checkpoint
     state = json.loads(metadata["state"])
     parent = state
@@ -198,6 +196,14 @@ def test_crafted_state_fields_give_a_clean_error_naming_file_and_field(good_chec
     parent[field[-1]] = value
     path = tmp_path / "crafted.safetensors"
     save_file(tensors, path, metadata={**metadata, "state": json.dumps(state)})
+    return path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(_FIELDS), value=_JSON)
+def test_crafted_state_fields_give_a_clean_error_naming_file_and_field(good_checkpoint, tmp_path, field, value):
+    """Any JSON value in any field: the checkpoint loads and restores, or ValueError names the file and field."""
+    path = _crafted(good_checkpoint, tmp_path, field, value)
     model, optimizer, scheduler = _training_objects()
     before = [p.data.copy() for p in model.parameters()]
     try:
@@ -208,7 +214,7 @@ def test_crafted_state_fields_give_a_clean_error_naming_file_and_field(good_chec
         return
     # accepted (values of the right kind in the right place): training goes on from it, unless the
     # one-cycle schedule was put past its end (it then refuses to step, in its own words)
-    assert scheduler.state_dict().keys() == json.loads(metadata["state"])["scheduler"].keys()
+    assert scheduler.state_dict().keys() == json.loads(good_checkpoint[1]["state"])["scheduler"].keys()
     past_the_end = scheduler.last_epoch + 1 > scheduler.total_steps
     with np.errstate(all="ignore"):
         if past_the_end:
@@ -235,14 +241,7 @@ def test_crafted_state_fields_give_a_clean_error_naming_file_and_field(good_chec
     (("rng", "bit_generator"), "MT19937", "expected the state of a PCG64 generator"),
 ])
 def test_crafted_state_fields_are_named(good_checkpoint, tmp_path, field, value, words):
-    tensors, metadata = good_checkpoint
-    state = json.loads(metadata["state"])
-    parent = state
-    for key in field[:-1]:
-        parent = parent[key]
-    parent[field[-1]] = value
-    path = tmp_path / "crafted.safetensors"
-    save_file(tensors, path, metadata={**metadata, "state": json.dumps(state)})
+    path = _crafted(good_checkpoint, tmp_path, field, value)
     model, optimizer, scheduler = _training_objects()
     before = [p.data.copy() for p in model.parameters()]
     with pytest.raises(ValueError) as info:

@@ -6,10 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-from synthetic import bars
+from synthetic import write_bars_dataset
 
 from convkit.cli import main
-from convkit.data import write_idx
 from convkit.models import build
 from convkit.safetensors import load_file
 from convkit.train import load_checkpoint, loop, save_model
@@ -20,12 +19,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """The four Fashion-MNIST file names holding 300 training and 100 test images."""
-    root = tmp_path_factory.mktemp("data")
-    for prefix, n, seed in (("train", 300, 0), ("t10k", 100, 1)):
-        images, labels = bars(n, seed)
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels.astype(np.uint8))  # IDX has no int64
-    return root
+    return write_bars_dataset(tmp_path_factory.mktemp("data"), 300, 100)
 
 
 def train(data_dir, out, *extra):

@@ -8,11 +8,10 @@ import time
 
 import numpy as np
 import pytest
-from synthetic import bars
+from synthetic import write_bars_dataset
 
 from convkit._io import is_temporary
 from convkit.cli import main
-from convkit.data import write_idx
 from convkit.safetensors import load_file
 
 # 600 images in batches of 10: 60 steps an epoch, four epochs of about 0.3 s each after a start of about 2 s.
@@ -21,12 +20,7 @@ SETTINGS = ["--epochs", "4", "--batch-size", "10", "--threads", "1", "--no-plots
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    for prefix, n, seed in (("train", 600, 0), ("t10k", 100, 1)):
-        images, labels = bars(n, seed)
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
-    return root
+    return write_bars_dataset(tmp_path_factory.mktemp("data"), 600, 100)
 
 
 def _kill_at_random_moment(argv, checkpoint, delay: float) -> int:

@@ -8,13 +8,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from synthetic import bars
+from synthetic import write_bars_dataset
 
 from convkit._io import atomic_file, is_temporary, remove_stale_temporaries
 from convkit.cli import main
-from convkit.data import write_idx
 from convkit.train.rundir import LOCK_NAME, RunDirectory, RunDirectoryBusy, check_writable
 
 FAST = ["--epochs", "1", "--batch-size", "50", "--no-plots", "--threads", "1"]
@@ -22,12 +20,7 @@ FAST = ["--epochs", "1", "--batch-size", "50", "--no-plots", "--threads", "1"]
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    for prefix, n, seed in (("train", 200, 0), ("t10k", 50, 1)):
-        images, labels = bars(n, seed)
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
-    return root
+    return write_bars_dataset(tmp_path_factory.mktemp("data"), 200, 50)
 
 
 # ------------------------------------------------------------------------------ the lock

@@ -212,7 +212,6 @@ def fold_columns(cols: np.ndarray, shape: Sequence[int], kernel: Sequence[int], 
     ``dx[n, c, i] = sum over (j, y) with y*s + j*d - lo = i of cols[n // block, c, j, (n % block)*P + y]``.
     Written into ``out`` (contiguous, ``shape``) when given, else into a ``workspace`` array.
     """
-    nsp = len(kernel)
     shape = tuple(shape)
     o = out_sizes(shape[2:], kernel, stride, dilation, pads)
     dx = workspace.empty(shape, cols.dtype) if out is None else out

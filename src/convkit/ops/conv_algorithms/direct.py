@@ -60,7 +60,6 @@ def _forward(x, w, y, groups, m1, m2, m3, s1, s2, s3, d1, d2, d3, lo1, lo2, lo3)
     outs, cg, k1, k2, k3 = w.shape
     o1, o2, o3 = y.shape[2], y.shape[3], y.shape[4]
     og = outs // groups
-    taps = k1 * k2 * k3
     plane, padded = n1 * n2 * n3, m1 * m2 * m3
     unit = s2 == 1 and s3 == 1
     span = (o2 - 1) * m3 + o3  # an output plane's flat extent on the padded grid
