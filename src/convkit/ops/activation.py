@@ -355,8 +355,9 @@ def _planes(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(a.shape[:2] + (math.prod(a.shape[2:]),))
 
 
-def bias_rectify(y, bias, slope: float | None) -> None:
-    """In place on an op's fresh output ``y (N, C, *s)``: ``y[n,c,s] = act(y[n,c,s] + bias[c])``.
+def bias_rectify(y, bias, slope: float | None) -> np.ndarray:
+    """``act(y[n,c,s] + bias[c])`` for an op's fresh output ``y (N, C, *s)``, written into ``y`` (or into
+    a contiguous copy of it), which is returned.
 
     ``act`` is ``leaky_relu(., slope)`` (``slope = 0``: ReLU; ``slope >= 0``)
     or nothing when ``slope`` is None; ``bias (C,)`` or None. One pass: a
@@ -364,11 +365,12 @@ def bias_rectify(y, bias, slope: float | None) -> None:
     plane is in cache. With no bias, ``-0.0`` is added: ``v + (-0.0) = v``
     for every ``v``, ``-0.0`` included.
     """
-    planes = y.reshape(y.shape[:2] + (math.prod(y.shape[2:]),))
+    planes = _planes(y)
     shift = np.full(y.shape[1], -0.0, y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
     act = slope is not None
     parallel_spans(_bias_rectify_span, _bias_rectify_chunks, planes.shape[0] * planes.shape[1], y.size,
                    planes, shift, y.dtype.type(slope if act else 0.0), act)
+    return planes.reshape(y.shape)
 
 
 def rectify_bias_grad(g, y, slope: float | None):

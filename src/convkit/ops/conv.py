@@ -102,7 +102,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     algorithm = algorithm or rule(problem)
     y, cache = algorithm.forward(xp, wk, problem)
     if b is not None or relu_slope is not None:
-        bias_rectify(y, b, relu_slope)
+        y = bias_rectify(y, b, relu_slope)
     out = y if relu_slope is not None else None  # what the activation's gradient is read from
     return y, (algorithm, problem, xp, wk, cache, pad_saved, flip, out, relu_slope)
 
