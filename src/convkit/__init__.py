@@ -17,6 +17,7 @@ import importlib
 from . import functional, nn, optim
 from .autograd import is_grad_enabled, no_grad
 from .backends import get_num_threads, set_num_threads
+from .functional.joining import cat, stack
 from .random import manual_seed
 from .tensor import Tensor, get_default_dtype, set_default_dtype, tensor
 
@@ -28,7 +29,7 @@ LAZY_SUBPACKAGES = ("analysis", "backends", "data", "explain", "models", "safete
                     "train")
 
 __all__ = [
-    "Tensor", "tensor", "no_grad", "manual_seed", "is_grad_enabled", "get_default_dtype",
+    "Tensor", "tensor", "cat", "stack", "no_grad", "manual_seed", "is_grad_enabled", "get_default_dtype",
     "set_default_dtype", "get_num_threads", "set_num_threads", "functional", "nn", "optim", "__version__",
     *LAZY_SUBPACKAGES,
 ]

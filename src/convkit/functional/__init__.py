@@ -10,6 +10,8 @@ from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv
 from .interpolate import *  # noqa: F401,F403
 from .interpolate import __all__ as _interpolate
+from .joining import *  # noqa: F401,F403
+from .joining import __all__ as _joining
 from .linear import *  # noqa: F401,F403
 from .linear import __all__ as _linear
 from .loss import *  # noqa: F401,F403
@@ -23,4 +25,4 @@ from .pooling import __all__ as _pooling
 from .unfold import *  # noqa: F401,F403
 from .unfold import __all__ as _unfold
 
-__all__ = [*_activation, *_conv, *_interpolate, *_linear, *_loss, *_normalization, *_padding, *_pooling, *_unfold]
+__all__ = [*_activation, *_conv, *_interpolate, *_joining, *_linear, *_loss, *_normalization, *_padding, *_pooling, *_unfold]

@@ -22,6 +22,29 @@ import numpy as np
 from ..tensor import Tensor, get_default_dtype
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``remove()`` (or leaving a ``with`` block) unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: OrderedDict, hook):
+        if not callable(hook):
+            raise TypeError(f"register hook: hook must be callable, got {type(hook).__name__}")
+        RemovableHandle._next_id += 1
+        self.id = RemovableHandle._next_id
+        self._hooks = hooks
+        hooks[self.id] = hook
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
 class Parameter(Tensor):
     """A Tensor that a Module owns and an optimizer updates (``requires_grad=True``)."""
 
@@ -48,6 +71,8 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # --------------------------------------------------------- registration
@@ -176,6 +201,60 @@ class Module:
             p.requires_grad_(flag)
         return self
 
+    def apply(self, fn) -> Module:
+        """Call ``fn(module)`` on every sub-module, children first, then on this one (e.g. a weight init)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # ---------------------------------------------------------------- dtype
+    def to(self, dtype) -> Module:
+        """Convert every parameter, its gradient and every float buffer to the float ``dtype``, in place.
+
+        Integer buffers (``num_batches_tracked``) keep their dtype, as in
+        PyTorch. Returns the module.
+        """
+        try:
+            target = np.dtype(dtype)
+        except TypeError:
+            target = None
+        if target is None or target.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: dtype must be a floating-point dtype (np.float32, "
+                            f"np.float64, ...), got {dtype!r}")
+        for p in self.parameters():
+            p.data = p.data.astype(target, copy=False)
+            if p.grad is not None:
+                p.grad = np.asarray(p.grad).astype(target, copy=False)
+        for m in self.modules():
+            for name, b in m._buffers.items():
+                if b is not None and b.dtype.kind == "f":
+                    m._buffers[name] = b.astype(target, copy=False)
+        return self
+
+    def float(self) -> Module:
+        """``to(np.float32)``."""
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        """``to(np.float64)``."""
+        return self.to(np.float64)
+
+    # ---------------------------------------------------------------- hooks
+    def register_forward_pre_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each ``forward``; a value it returns replaces ``args``
+        (a tuple, or one value for a single argument). Returns a handle whose ``remove()`` unregisters it."""
+        return RemovableHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each ``forward``; a value it returns replaces the output.
+        Returns a handle whose ``remove()`` unregisters it."""
+        return RemovableHandle(self._forward_hooks, hook)
+
+    def has_hooks(self) -> bool:
+        """Whether a forward or pre-forward hook is registered on this module."""
+        return bool(self._forward_pre_hooks or self._forward_hooks)
+
     # ----------------------------------------------------------- state dict
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Parameters and buffers by dotted name, as ndarray copies (PyTorch's names and order)."""
@@ -259,7 +338,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
 
     def extra_repr(self) -> str:
         """One line of the module's settings, shown inside its ``repr``."""
@@ -304,8 +392,11 @@ def fused_relu_slope(layer: Module, activation: Module) -> float | None:
 
     Both classes must mark their ``forward`` (``ends_in_relu``: convolutions,
     batch norm; ``rectifier``: ReLU, leaky ReLU with a slope >= 0); a
-    subclass that overrides ``forward`` is not marked, so it runs as written.
+    subclass that overrides ``forward`` is not marked, so it runs as written,
+    and a module with hooks is called on its own, so its hooks see its call.
     """
+    if layer.has_hooks() or activation.has_hooks():  # hooks see each module's own call
+        return None
     if getattr(type(layer).forward, "ends_in_relu", False) and getattr(type(activation).forward, "rectifier", False):
         return activation.relu_slope()
     return None

@@ -232,6 +232,28 @@ def cast_backward(g, src_dtype, needs=(True,)):
     return (g.astype(src_dtype),)
 
 
+def concatenate_forward(*arrays, axis: int):
+    """``out = [a_0 | a_1 | ...]`` joined along ``axis`` (same shape elsewhere); shapes ``(..., s_i, ...)`` ->
+    ``(..., sum_i s_i, ...)``. Backward: each input gets its own slice of ``g`` (``g`` split at the
+    running sums of the ``s_i``)."""
+    return np.concatenate(arrays, axis=axis), (axis, [a.shape[axis] for a in arrays])
+
+
+def concatenate_backward(g, saved, needs):
+    axis, sizes = saved
+    return tuple(np.split(g, np.cumsum(sizes)[:-1], axis=axis))
+
+
+def stack_forward(*arrays, axis: int):
+    """``out[..., i, ...] = a_i`` along a new ``axis``; ``n`` arrays of shape ``S`` -> ``S`` with ``n`` inserted
+    at ``axis``. Backward: ``da_i = g[..., i, ...]``."""
+    return np.stack(arrays, axis=axis), axis
+
+
+def stack_backward(g, axis, needs):
+    return tuple(np.moveaxis(g, axis, 0))
+
+
 add = Primitive("add", add_forward, add_backward)
 sub = Primitive("sub", sub_forward, sub_backward)
 mul = Primitive("mul", mul_forward, mul_backward)
@@ -250,3 +272,5 @@ reshape = Primitive("reshape", reshape_forward, reshape_backward)
 transpose = Primitive("transpose", transpose_forward, transpose_backward)
 getitem = Primitive("getitem", getitem_forward, getitem_backward)
 cast = Primitive("cast", cast_forward, cast_backward)
+concatenate = Primitive("cat", concatenate_forward, concatenate_backward)
+stack = Primitive("stack", stack_forward, stack_backward)
