@@ -68,3 +68,10 @@ def test_save_checkpoint_wants_a_non_negative_int_epoch(tmp_path, epoch):
     with pytest.raises(ValueError, match=rf"save_checkpoint: epoch must be a non-negative int, got {epoch!r}"):
         save_checkpoint(tmp_path / "c.safetensors", _net(), epoch=epoch)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ragged_nested_lists_are_refused_naming_the_argument():
+    with pytest.raises(ValueError, match="tensor: data must be a rectangular array, got nested lists of unequal"):
+        convkit.tensor([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match="relu: input must be a rectangular array"):
+        F.relu([[1.0, 2.0], [3.0]])

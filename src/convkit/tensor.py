@@ -54,15 +54,25 @@ def _check_numeric(arr: np.ndarray, name: str, op: str = "") -> np.ndarray:
     return arr
 
 
+def _array(data, name: str, op: str) -> np.ndarray:
+    """``np.asarray(data)``; nested lists of unequal lengths (NumPy's "inhomogeneous shape") give a
+    ValueError naming ``name``."""
+    try:
+        return np.asarray(data)
+    except ValueError:
+        prefix = f"{op}: " if op else ""
+        raise ValueError(f"{prefix}{name} must be a rectangular array, got nested lists of unequal lengths") from None
+
+
 def _to_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         _check_numeric(np.empty(0, dtype=dtype), "dtype", "tensor")
-        return np.array(_check_numeric(np.asarray(data), "data", "tensor"), dtype=dtype)
+        return np.array(_check_numeric(_array(data, "data", "tensor"), "data", "tensor"), dtype=dtype)
     if isinstance(data, (np.ndarray, np.generic)):  # NumPy arrays and scalars keep their dtype
         return _check_numeric(np.array(data), "data", "tensor")
-    arr = _check_numeric(np.array(data), "data", "tensor")
+    arr = _check_numeric(np.array(_array(data, "data", "tensor")), "data", "tensor")
     if arr.dtype.kind == "f":
         arr = arr.astype(_default_dtype)
     return arr
@@ -373,7 +383,7 @@ def as_tensor(x, *, name: str = "input", op: str = "", float_only: bool = True) 
     if isinstance(x, Tensor):
         t = x
     elif isinstance(x, (np.ndarray, numbers.Number, list, tuple)):
-        t = Tensor._from_op(_check_numeric(np.asarray(x), name, op), None)
+        t = Tensor._from_op(_check_numeric(_array(x, name, op), name, op), None)
     else:
         prefix = f"{op}: " if op else ""
         raise TypeError(f"{prefix}{name} must be a Tensor or ndarray, got {type(x).__name__}")
