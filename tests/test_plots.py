@@ -55,7 +55,7 @@ def test_no_errors_still_gives_a_picture(tmp_path):
     (lambda p: plots.plot_misclassified(np.zeros((2, 4)), [0, 1], [0, 1], CLASSES, p), "images \\(N, H, W\\)"),
     (lambda p: plots.plot_filters(nn.Sequential(nn.Linear(2, 2)), p), "has no Conv2d layer"),
     (lambda p: plots.plot_feature_maps(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), np.zeros((1, 2, 2)), p),
-     "does not start with a convolution or pooling layer"),
+     "has no convolution or pooling layer that its forward calls"),
     (lambda p: plots.plot_feature_maps(net(), np.zeros((12, 12)), p), r"image must be \(C, H, W\)"),
 ])
 def test_bad_input_is_rejected(tmp_path, call, words):
@@ -174,3 +174,32 @@ def test_confusion_matrix_and_symmetry_report_show_as_html_tables():
     parser.feed(page)
     assert parser.cells[:7] == ["#", "layer", "output", "check", "max error", "fails", "verdict"]
     assert str(report).splitlines()[-1] in page                   # the verdict, as in the text
+
+
+def test_feature_maps_are_what_a_custom_forward_computes():
+    """A forward with a functional ReLU, a residual sum and one conv called twice: the rows are the actual
+    outputs of the calls, in their order (walking the layers in definition order would be wrong here)."""
+    import convkit.functional as F
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(2)
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            h = F.relu(self.conv(x)) + x
+            return self.pool(self.conv(h))
+
+    convkit.manual_seed(0)
+    model = Residual()
+    x = np.random.default_rng(3).normal(size=(1, 8, 8)).astype(np.float32)
+    fig = plots.plot_feature_maps(model, x)
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.images]
+    assert titles == ["input", "conv: Conv2d 1×8×8", "conv: Conv2d 1×8×8", "pool: MaxPool2d 1×4×4"]
+    first = model.conv(x[None]).numpy()[0, 0]
+    second = model.conv(F.relu(model.conv(x[None])) + x[None]).numpy()[0, 0]
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    np.testing.assert_allclose(np.asarray(shown[1]), first, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(shown[2]), second, rtol=1e-6)
+    assert not model.conv.has_hooks() and model.training          # hooks removed, mode restored

@@ -25,9 +25,7 @@ import numpy as np
 from ..autograd import no_grad
 from .._io import atomic_file
 from ..nn import Module
-from ..nn.activation import Dropout, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from ..nn.conv import Conv2d
-from ..nn.normalization import BatchNorm2d
 from ..nn.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 
 __all__ = ["MatplotlibMissing", "plot_history", "plot_confusion_matrix", "plot_misclassified",
@@ -36,8 +34,6 @@ __all__ = ["MatplotlibMissing", "plot_history", "plot_confusion_matrix", "plot_m
 SIGNED = "RdBu_r"  # diverging, white at zero (with symmetric limits)
 
 _POOLS = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d)
-# Layers that keep an image an image: feature maps are followed through these.
-_SPATIAL = (Conv2d, BatchNorm2d, ReLU, LeakyReLU, Sigmoid, Tanh, Dropout, Identity, *_POOLS)
 
 
 class MatplotlibMissing(ImportError):
@@ -210,21 +206,20 @@ def plot_filters(model: Module, path: str | os.PathLike | None = None, max_filte
 
 
 def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = None, max_channels: int = 16):
-    """The feature maps of one image after each convolution and pooling layer.
+    """The feature maps of one image after each convolution and pooling layer, as the model computes them.
 
-    The model's layers are applied one after another in definition order
-    while they keep an image an image (convolution, normalisation,
-    activation, dropout, pooling; in eval mode, without gradients); the
-    walk stops at the first other layer (Flatten, Linear, ...). Below the
-    input (in grey), one row per conv or pool layer, its channels side by
-    side on one colour scale, symmetric about zero (``SIGNED``), with the
-    row's colour bar.
+    The model runs on the image (in eval mode, without gradients) with a
+    forward hook on every ``Conv2d`` and pooling module, so the maps are
+    the outputs of the calls the model's own ``forward`` makes, in the
+    order it makes them, whatever it does between them (functional
+    activations, additions, concatenations). Below the input (in grey), one
+    row per call, its channels side by side on one colour scale, symmetric
+    about zero (``SIGNED``), with the row's colour bar.
 
     Args:
-        model (Module): a network whose leading layers form a chain (a
-            ``Sequential``, or a model whose ``forward`` begins with them in
-            order, as VGG's ``features``).
-        image: the input of one sample ``(C, H, W)`` as the model takes it (normalised).
+        model (Module): any network taking ``(1, C, H, W)`` batches.
+        image: the input of one sample ``(C, H, W)`` as the model takes it (normalised; converted
+            to the model's dtype).
         path: the PNG file to write, or None.
         max_channels (int): channels shown per layer at most. Default: 16.
     Returns the Figure.
@@ -232,22 +227,30 @@ def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = Non
     x = np.asarray(image)[None]
     if x.ndim != 4:
         raise ValueError(f"plot_feature_maps: image must be (C, H, W), got shape {np.shape(image)}")
+    x = x.astype(next((p.dtype for p in model.parameters()), x.dtype), copy=False)  # the model's own dtype
     rows = [("input", x[0])]
+
+    def keep(name: str):
+        def hook(layer, args, output):
+            out = np.asarray(output.data)
+            if out.ndim == 4:
+                rows.append((f"{name}: {type(layer).__name__} {out.shape[1]}×{out.shape[2]}×{out.shape[3]}", out[0]))
+        return hook
+
+    handles = [m.register_forward_hook(keep(name)) for name, m in model.named_modules()
+               if isinstance(m, (Conv2d, *_POOLS))]
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            for name, layer in _leaf_modules(model):
-                if not isinstance(layer, _SPATIAL):
-                    break
-                x = layer(x).data
-                if isinstance(layer, (Conv2d, *_POOLS)):
-                    rows.append((f"{name}: {type(layer).__name__} {x.shape[1]}×{x.shape[2]}×{x.shape[3]}", x[0]))
+            model(x)
     finally:
         model.train(was_training)
+        for handle in handles:
+            handle.remove()
     if len(rows) == 1:
-        raise ValueError(f"plot_feature_maps: the model ({type(model).__name__}) does not start with a "
-                         "convolution or pooling layer")
+        raise ValueError(f"plot_feature_maps: the model ({type(model).__name__}) has no convolution or "
+                         "pooling layer that its forward calls")
     fig = _figure(figsize=(12, 1.2 * len(rows) + 0.3))
     for r, (title, maps) in enumerate(rows):
         maps = maps[:max_channels].astype(np.float64)
@@ -327,11 +330,6 @@ def _tiles(images: np.ndarray, columns: int, pad: int, top: int = 0) -> np.ndarr
         y, x = r * (h + top + pad) + top, c * (w + pad)
         mosaic[y:y + h, x:x + w] = images[i]
     return mosaic
-
-
-def _leaf_modules(model: Module):
-    """``(name, module)`` of the modules without children, in definition order."""
-    return ((name, m) for name, m in model.named_modules() if not any(True for _ in m.children()))
 
 
 def _figure(figsize: tuple[float, float]):
