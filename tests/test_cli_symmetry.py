@@ -1,5 +1,7 @@
 """``convkit symmetry MODEL --group ... --input CxHxW``: the report on the command line."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -26,8 +28,8 @@ def test_spec_string_under_shifts(capsys):
 
 
 def test_a_symmetric_model_passes(monkeypatch, capsys):
-    def build(model, input_size, max_parameters):                # num_classes: the model's own
-        assert (model, input_size) == ("circular", (2, 6, 6))
+    def build(model, input_size, num_classes, max_parameters):   # num_classes None: the model's own
+        assert (model, input_size, num_classes) == ("circular", (2, 6, 6), None)
         assert convkit.get_default_dtype() == np.float32
         return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(),
                              nn.GlobalAvgPool2d(flatten=True), nn.Linear(4, 10))
@@ -43,7 +45,7 @@ def test_a_symmetric_model_passes(monkeypatch, capsys):
 def test_default_dtype_is_restored(monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(convkit.models, "build",
-                        lambda model, input_size, max_parameters: seen.append(convkit.get_default_dtype())
+                        lambda model, input_size, num_classes, max_parameters: seen.append(convkit.get_default_dtype())
                         or nn.Sequential(nn.ReLU()))
     assert main(["symmetry", "relu", "--group", "d4", "--input", "1x4x4"]) == 0
     assert seen == [np.float64] and convkit.get_default_dtype() == np.float32
@@ -62,7 +64,7 @@ def test_model_that_is_not_a_chain_fails_with_one_line(monkeypatch, capsys):
         def forward(self, x):
             return x + x
 
-    monkeypatch.setattr(convkit.models, "build", lambda model, input_size, max_parameters: Residual())
+    monkeypatch.setattr(convkit.models, "build", lambda model, input_size, num_classes, max_parameters: Residual())
     assert main(["symmetry", "residual", "--input", "1x4x4"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("convkit symmetry: report: model must be an nn.Sequential") and err.count("\n") == 1
@@ -88,3 +90,24 @@ def test_bad_arguments_exit_with_usage(argv, message, capsys):
 def test_negative_seed_is_a_usage_error(capsys):
     assert main(["symmetry", "lenet5", "--seed", "-1"]) == 2
     assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_a_users_factory_and_a_trained_model_file(tmp_path, capsys):
+    """FILE.py:FACTORY runs the user's factory; a model.safetensors brings its trained weights."""
+    from convkit.train import save_model
+
+    source = tmp_path / "nets.py"
+    source.write_text("import convkit.nn as nn\n\n\ndef make():\n"
+                      "    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode='circular'), nn.ReLU(),\n"
+                      "                         nn.GlobalAvgPool2d(flatten=True))\n")
+    assert main(["symmetry", f"{source}:make", "--input", "1x6x6"]) == 0
+    assert "verdict: the model is invariant under Shifts(6, 6)" in capsys.readouterr().out
+    convkit.manual_seed(5)
+    trained = convkit.models.build("conv3-2p1 relu gap fc10", input_size=(1, 6, 6))
+    save_model(tmp_path / "model.safetensors", trained, {"model": "conv3-2p1 relu gap fc10",
+                                                          "classes": [str(i) for i in range(10)]})
+    assert main(["symmetry", str(tmp_path / "model.safetensors"), "--input", "1x6x6", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"][0]["status"] == "breaks"              # zero padding under circular shifts
+    assert main(["symmetry", str(tmp_path / "missing.safetensors")]) == 2
+    assert "no such file" in capsys.readouterr().err

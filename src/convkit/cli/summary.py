@@ -7,11 +7,10 @@ settings, without running the model.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 
 from ..models.budget import DEFAULT_MAX_PARAMETERS
+from .models import load_model
 
 _EPILOG = """\
 examples:
@@ -36,8 +35,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("model", metavar="MODEL",
                         help="a built-in model (lenet5, convnet, vgg11, vgg13, vgg16, vgg19, vgg11_bn ... "
-                             "vgg19_bn), a spec string such as 'conv3-10 pool2 flatten fc10', or "
-                             "FILE.py:FACTORY (imports FILE.py, running its code, and calls FACTORY())")
+                             "vgg19_bn), a spec string such as 'conv3-10 pool2 flatten fc10', "
+                             "FILE.py:FACTORY (imports FILE.py, running its code, and calls FACTORY()), or a "
+                             "model.safetensors written by convkit train")
     parser.add_argument("--input", default="1x28x28", metavar="CxHxW",
                         help="one sample's shape without the batch axis, e.g. 3x224x224 (default: 1x28x28)")
     parser.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table",
@@ -77,37 +77,3 @@ def parse_size(text: str) -> tuple[int, ...]:
     if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise ValueError(f"--input must be positive sizes joined by 'x', such as 3x224x224, got {text!r}")
     return tuple(int(p) for p in parts)
-
-
-def load_model(model: str, input_size: tuple[int, ...], num_classes: int | None, max_parameters: int):
-    """A built-in model or spec string (``models.build`` within ``max_parameters``), or ``FILE.py:FACTORY()``."""
-    path, sep, factory = model.rpartition(":")
-    if sep and path.endswith(".py"):
-        return _from_file(Path(path), factory)
-    from ..models import build
-
-    return build(model, input_size=input_size, num_classes=num_classes, max_parameters=max_parameters)
-
-
-def _from_file(path: Path, factory: str):
-    from ..nn import Module
-
-    if not path.is_file():
-        raise ValueError(f"MODEL {path}:{factory}: no such file {str(path)!r}")
-    if not factory.isidentifier():
-        raise ValueError(f"MODEL {path}:{factory}: after the ':' comes the name of a function in the file, "
-                         f"got {factory!r}")
-    spec = importlib.util.spec_from_file_location(f"convkit_summary_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        build = getattr(module, factory, None)
-        if not callable(build):
-            raise ValueError(f"{path} defines no function {factory}()")
-        model = build()
-    except Exception as err:  # the user's own code: report it in one line, whatever it raised
-        raise ValueError(f"MODEL {path}:{factory}: {type(err).__name__}: {err}") from None
-    if not isinstance(model, Module):
-        raise ValueError(f"MODEL {path}:{factory}: {factory}() returned {type(model).__name__}, "
-                         f"not a convkit.nn.Module")
-    return model

@@ -23,6 +23,7 @@ from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..random import manual_seed
 from ..symmetry import GROUP_NAMES, from_name, report
 from ..tensor import get_default_dtype, set_default_dtype
+from .models import load_model
 
 _GROUPS = {
     "shifts": "all circular shifts of the input grid",
@@ -49,8 +50,10 @@ def register(subparsers) -> None:
         epilog="groups: " + "; ".join(f"{k}: {v}" for k, v in _GROUPS.items()),
     )
     p.add_argument("model", metavar="MODEL",
-                   help="a built-in model name (lenet5, convnet, ...) or a spec string such as "
-                        "'conv3-10 pool2 conv3-10 pool2 flatten fc3'")
+                   help="a built-in model name (lenet5, convnet, ...), a spec string such as "
+                        "'conv3-10 pool2 conv3-10 pool2 flatten fc3', FILE.py:FACTORY (imports FILE.py, "
+                        "running its code, and calls FACTORY()), or a model.safetensors written by convkit "
+                        "train (its trained weights)")
     p.add_argument("--group", choices=GROUP_NAMES, default="shifts", help="the symmetry group (default: shifts)")
     p.add_argument("--input", type=_input_size, default=(1, 28, 28), metavar="CxHxW",
                    help="the input size (default: 1x28x28)")
@@ -67,8 +70,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     """Build the model, print its symmetry report; return the exit code."""
-    from ..models import build
-
     if args.seed < 0:
         print(f"convkit symmetry: --seed must be >= 0, got {args.seed}", file=sys.stderr)
         return 2
@@ -76,7 +77,7 @@ def run(args) -> int:
     set_default_dtype(np.dtype(args.dtype))
     try:
         manual_seed(args.seed)
-        model = build(args.model, input_size=args.input, max_parameters=args.max_parameters)
+        model = load_model(args.model, args.input, None, args.max_parameters)
     except ValueError as e:
         print(f"convkit symmetry: {e}", file=sys.stderr)
         return 2
