@@ -59,15 +59,36 @@ def test_unknown_model_is_a_usage_error(capsys):
     assert "Traceback" not in err
 
 
-def test_model_that_is_not_a_chain_fails_with_one_line(monkeypatch, capsys):
+def test_a_residual_model_is_checked_call_by_call(monkeypatch, capsys):
     class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular")
+
         def forward(self, x):
-            return x + x
+            return x + self.conv(x)
 
     monkeypatch.setattr(convkit.models, "build", lambda model, input_size, num_classes, max_parameters: Residual())
-    assert main(["symmetry", "residual", "--input", "1x4x4"]) == 1
+    assert main(["symmetry", "residual", "--input", "1x4x4"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv2d(1->1, k=3, p=1, circular)" in out and "\n1  Residual " in out     # the sum after the conv
+    assert "verdict: the model is equivariant under Shifts(4, 4)" in out
+
+
+def test_a_model_that_calls_no_module_fails_with_one_line(monkeypatch, capsys):
+    class Empty(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.ReLU()
+
+        def forward(self, x):
+            return x
+
+    monkeypatch.setattr(convkit.models, "build", lambda model, input_size, num_classes, max_parameters: Empty())
+    assert main(["symmetry", "empty", "--input", "1x4x4"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("convkit symmetry: report: model must be an nn.Sequential") and err.count("\n") == 1
+    assert err.startswith("convkit symmetry: report: the forward of Empty calls none of its modules")
+    assert err.count("\n") == 1
 
 
 def test_rotations_of_a_non_square_input_fail(capsys):

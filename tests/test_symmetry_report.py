@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import convkit
+import convkit.functional as F
 import convkit.nn as nn
 from convkit.symmetry import C4, D4, Flip, Flips, Rot90, Shift, Shifts, SymmetricConv2d, report
 
@@ -188,8 +189,9 @@ def test_bad_input_is_rejected():
         def forward(self, x):
             return x + x
 
-    with pytest.raises(TypeError, match="model must be an nn.Sequential.*got Twice"):
-        report(Twice(), C4, (1, 4, 4))
+    assert report(Twice(), C4, (1, 4, 4)).holds               # a module without children is its own call
+    with pytest.raises(TypeError, match="model must be a convkit.nn.Module, got function"):
+        report(lambda x: x, C4, (1, 4, 4))
     with pytest.raises(ValueError, match="empty Sequential"):
         report(nn.Sequential(), C4, (1, 4, 4))
     with pytest.raises(ValueError, match=r"input_size must be \(C, H, W\).*got \(4, 4\)"):
@@ -205,3 +207,44 @@ def test_bad_input_is_rejected():
         report(net, C4, (1, 4, 4), seed=-1)
     with pytest.raises(TypeError, match="group element 0 must be an Action"):
         report(net, ["flip"], (1, 4, 4))
+
+
+def test_branching_models_are_checked_call_by_call():
+    """A residual block and a concatenation: rows are the leaf modules' calls in the order forward makes them;
+    the break is found at the zero-padded convolution, and the sums and concatenations between calls are
+    judged at the next call's input."""
+    class Block(nn.Module):
+        def __init__(self, padding_mode):
+            super().__init__()
+            self.a = nn.Conv2d(2, 2, 3, padding=1, padding_mode=padding_mode)
+            self.b = nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular")
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            h = x + F.relu(self.a(x))
+            both = convkit.cat([h, self.b(h)], dim=1)
+            return self.pool(both)
+
+    convkit.manual_seed(0)
+    good = report(Block("circular"), Shifts(6, 6), (2, 6, 6))
+    assert good.holds and [r.name for r in good.rows] == ["a", "b", "pool"]   # pool's output is the model's
+    assert [r.kind for r in good.rows] == ["equivariance", "equivariance", "invariance"]
+    convkit.manual_seed(0)
+    bad = report(Block("zeros"), Shifts(6, 6), (2, 6, 6))
+    assert [r.status for r in bad.rows] == ["breaks", "inherited", "inherited"]
+    assert any("zero padding" in reason for reason in bad.rows[0].reasons)
+
+
+def test_what_forward_computes_after_its_last_call_is_checked_too():
+    class Shifted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            y = self.relu(x)
+            return y[..., 1:, :]                       # cropping after the last call breaks the symmetry
+
+    rep = report(Shifted(), Shifts(4, 4), (1, 4, 4))
+    assert [r.name for r in rep.rows] == ["relu", "(output)"]
+    assert rep.rows[0].status == "holds" and rep.rows[1].status == "breaks" and not rep.holds

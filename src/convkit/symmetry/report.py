@@ -1,18 +1,20 @@
-"""Layer-by-layer symmetry report of a Sequential model: where equivariance breaks, by how much, and why.
+"""Layer-by-layer symmetry report of any model: where equivariance breaks, by how much, and why.
 
-``report(model, group, input_size)`` runs the model (nested ``Sequential``s
-flattened into one chain) on a seeded random input and on its transforms
-``g▷x`` for every ``g`` in the group, keeping every layer's output: the
-output of layer ``i`` is the output of the model's prefix ``0..i``. For
-each prefix it measures, per element, the equivariance error (while the
-output still has a spatial map larger than 1×1; a shift is divided by the
-product of the strides so far) or, once the map is gone (``Flatten``,
-``Linear`` heads, global pooling), the invariance error, as
-``convkit.symmetry.check`` does.
+``report(model, group, input_size)`` runs the model on a seeded random
+input and on its transforms ``g▷x`` for every ``g`` in the group, with a
+forward hook on every leaf module (one without children), keeping the
+input and the output of each call, in the order the model's ``forward``
+makes them: a ``Sequential`` gives its layers in order, a branching model
+(residual sums, concatenations, functional calls between modules) its calls
+as they happen. For each call it measures, per element, the equivariance
+error of the output (while it still has a spatial map larger than 1×1; a
+shift is divided by the input's size over the map's, the stride so far)
+or, once the map is gone (``Flatten``, ``Linear`` heads, global pooling),
+the invariance error, as ``convkit.symmetry.check`` does.
 
-A layer **breaks** the symmetry when some element fails at its output but
-not at its input. The report then says why, from the layer's configuration
-and weights:
+A layer **breaks** the symmetry when some element fails at the output of
+its call but not at its input. The report then says why, from the layer's
+configuration and weights:
 
 * zero (or reflect/replicate) padding at the borders, under circular shifts;
 * unpadded windows that cannot wrap around (the output is smaller than the input);
@@ -54,30 +56,67 @@ _POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Identit
               nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm2d, nn.GroupNorm, nn.GlobalAvgPool2d)
 
 
-# ---------------------------------------------------------------- the chain
-def _chain(model, prefix: str = "") -> list[tuple[str, Module]]:
-    """The leaf layers of a (nested) Sequential, with dotted names."""
-    out = []
-    for name, child in model._modules.items():
-        if child is None:
-            continue
-        full = f"{prefix}{name}"
-        out.extend(_chain(child, full + ".") if isinstance(child, Sequential) else [(full, child)])
-    return out
+# ---------------------------------------------------------------- the calls
+@dataclass(frozen=True)
+class _Call:
+    """One call of a leaf module during a forward pass: its name, the module, its input and output arrays."""
+
+    name: str
+    layer: Module
+    x: np.ndarray
+    y: np.ndarray
 
 
-def _check_model(model) -> list[tuple[str, Module]]:
-    if not isinstance(model, Sequential):
-        kind = type(model).__name__
-        raise TypeError(
-            f"report: model must be an nn.Sequential (nested Sequentials are flattened) so that it splits into "
-            f"prefixes, got {kind}, whose forward is not known to chain its children; pass a Sequential of "
-            f"its layers"
-        )
-    layers = _chain(model)
-    if not layers:
+def _leaves(model) -> list[tuple[str, Module]]:
+    """The modules without children, with dotted names (the model itself when it has none)."""
+    if not isinstance(model, Module):
+        raise TypeError(f"report: model must be a convkit.nn.Module, got {type(model).__name__}")
+    leaves = [(name, m) for name, m in model.named_modules() if not any(True for _ in m.children())]
+    if not leaves or (leaves == [("", model)] and isinstance(model, Sequential)):
         raise ValueError("report: model is an empty Sequential; there is no layer to check")
-    return layers
+    return leaves
+
+
+def _calls(model, leaves, x) -> list[_Call]:
+    """The leaf modules' calls while ``model`` runs on ``x``, in order, with their inputs and outputs.
+
+    When the model's output is not the last call's (``forward`` computes after it: a residual sum, say), a
+    last entry named ``(output)`` holds it, with the last call's output as its input.
+    """
+    calls: list[_Call] = []
+    started: list[tuple[str, Module, tuple]] = []  # calls begun and not yet finished, innermost last
+
+    def starting(name: str):
+        def hook(layer, args):
+            started.append((name, layer, tuple(np.shape(args[0]))))
+        return hook
+
+    def recorder(name: str):
+        def hook(layer, args, output):
+            started.pop()
+            calls.append(_Call(name, layer, _values(args[0], f"report: the input of {name}"),
+                               _values(output, f"report: layer {name}")))
+        return hook
+
+    handles = []
+    for name, m in leaves:
+        name = name or type(m).__name__
+        handles += [m.register_forward_pre_hook(starting(name)), m.register_forward_hook(recorder(name))]
+    try:
+        output = _values(model(x), f"report: {type(model).__name__}")
+    except (ValueError, TypeError) as e:
+        if not started:
+            raise ValueError(f"report: {type(model).__name__}'s forward failed on an input of shape "
+                             f"{tuple(np.shape(x))}: {e}") from e
+        name, layer, shape = started[-1]
+        raise ValueError(f"report: layer {len(calls)} ({name}: {_describe(layer)}) failed on an input of shape "
+                         f"{shape}: {e}") from e
+    finally:
+        for handle in handles:
+            handle.remove()
+    if calls and output is not calls[-1].y:
+        calls.append(_Call("(output)", model, calls[-1].y, output))
+    return calls
 
 
 # ------------------------------------------------------------- diagnosis
@@ -463,21 +502,40 @@ def _check_group(group, shape) -> tuple[str, tuple[Action, ...]]:
     return name, elements
 
 
-def _forward(layers, x) -> list[np.ndarray]:
-    outs = []
-    for i, (name, layer) in enumerate(layers):
-        try:
-            y = layer(x)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"report: layer {i} ({name}: {_describe(layer)}) failed on an input of shape "
-                             f"{tuple(np.shape(x))}: {e}") from e
-        x = _values(y, f"report: layer {i} ({name})")
-        outs.append(x)
-    return outs
+def _strides(calls: list[_Call], input_shape) -> list[tuple[int, int]]:
+    """The stride so far of each call's input and output (rows ``2i``, ``2i+1``).
+
+    A call's output stride is its input's times the layer's own (``_layer_stride``); its input's is that
+    of the earlier call whose output it is, else (an array a functional op made) the model input's size
+    over the array's, where it divides.
+    """
+    known: dict[int, tuple[int, int]] = {}
+    out = []
+    for call in calls:
+        s_in = known.get(id(call.x))
+        if s_in is None:
+            s_in = _ratio(input_shape, call.x.shape)
+        s = _layer_stride(call.layer, call.x.shape, call.y.shape)
+        s_out = (s_in[0] * s[0], s_in[1] * s[1])
+        known[id(call.y)] = s_out
+        out += [s_in, s_out]
+    return out
+
+
+def _ratio(input_shape, shape) -> tuple[int, int]:
+    """The model input's size over a map's of ``shape``, per axis, where it divides (else 1)."""
+    if len(shape) != 4:
+        return (1, 1)
+    return tuple(i // o if o and i % o == 0 else 1 for i, o in zip(input_shape[-2:], shape[-2:]))
+
+
+def _equivariant(shape) -> bool:
+    """Whether equivariance (rather than invariance) is asked of an array of ``shape``: a map larger than 1x1."""
+    return len(shape) == 4 and shape[-2] * shape[-1] > 1
 
 
 def _errors(layer_outs, base, elements, strides, equivariant, scales) -> np.ndarray:
-    """``(layers, elements)`` relative errors of the prefixes' outputs for a batch of transformed inputs."""
+    """``(arrays, elements)`` relative errors of the calls' arrays for a batch of transformed inputs."""
     errs = np.empty((len(base), len(elements)))
     for li, (y_all, y, stride, eq, scale) in enumerate(zip(layer_outs, base, strides, equivariant, scales)):
         for j, g in enumerate(elements):
@@ -494,10 +552,10 @@ def _errors(layer_outs, base, elements, strides, equivariant, scales) -> np.ndar
 
 def report(model, group, input_size, *, seed: int = 0, atol: float | None = None,
            batch_size: int = 64) -> SymmetryReport:
-    """Check every prefix of a Sequential ``model`` for equivariance (then invariance) to ``group``.
+    """Check the output of every leaf module's call in ``model`` for equivariance (then invariance) to ``group``.
 
     Args:
-        model (nn.Sequential): the network; nested Sequentials are flattened.
+        model (nn.Module): the network: a ``Sequential`` or any module whose ``forward`` calls its layers.
         group (Group or iterable of Action): the symmetry to check (e.g. ``Shifts(28, 28)``, ``D4``).
         input_size (tuple[int, int, int]): ``(C, H, W)`` of one input.
         seed (int): seed of the random normal input (the weights are the model's). Default: 0.
@@ -508,7 +566,7 @@ def report(model, group, input_size, *, seed: int = 0, atol: float | None = None
     Returns:
         SymmetryReport: ``rows`` per layer (error, status, reasons); ``str()`` is a table.
     """
-    layers = _check_model(model)
+    leaves = _leaves(model)
     c, h, w = _check_input_size(input_size)
     if not is_int(seed) or seed < 0:
         raise ValueError(f"report: seed must be a non-negative int, got {seed!r}")
@@ -525,45 +583,46 @@ def report(model, group, input_size, *, seed: int = 0, atol: float | None = None
     model.eval()
     try:
         with no_grad():
-            base = _forward(layers, x)
-            shapes = [x.shape] + [y.shape for y in base]
-            strides, equivariant, contexts = [], [], []
-            stride, eq = (1, 1), True
-            for i, (_, layer) in enumerate(layers):
-                contexts.append(_Context(shapes[i], shapes[i + 1], stride, eq, atol, points))
-                s = _layer_stride(layer, shapes[i], shapes[i + 1])
-                stride = (stride[0] * s[0], stride[1] * s[1])
-                out = shapes[i + 1]
-                eq = eq and len(out) == 4 and out[-2] * out[-1] > 1
-                strides.append(stride)
-                equivariant.append(eq)
-            scales = [_scale(y) for y in base]
-            errors = np.empty((len(layers), len(elements)))
+            calls = _calls(model, leaves, x)
+            if not calls:
+                raise ValueError(f"report: the forward of {type(model).__name__} calls none of its modules; "
+                                 "there is no layer to check")
+            # rows 2i and 2i+1 of the arrays: the input and the output of call i
+            base = [a for call in calls for a in (call.x, call.y)]
+            strides = _strides(calls, x.shape)
+            equivariant = [_equivariant(a.shape) for a in base]
+            scales = [_scale(a) for a in base]
+            errors = np.empty((len(base), len(elements)))
             for start in range(0, len(elements), batch_size):
                 chunk = elements[start:start + batch_size]
-                outs = _forward(layers, np.concatenate([g(x) for g in chunk]))
+                moved = _calls(model, leaves, np.concatenate([g(x) for g in chunk]))
+                if [m.layer for m in moved] != [call.layer for call in calls]:
+                    raise ValueError(f"report: {type(model).__name__}'s forward calls other modules for a "
+                                     "transformed input; its calls must not depend on the input's values")
+                outs = [a for call in moved for a in (call.x, call.y)]
                 errors[:, start:start + len(chunk)] = _errors(outs, base, chunk, strides, equivariant, scales)
     finally:
         for m, training in modes:
             object.__setattr__(m, "training", training)
 
     rows = []
-    failing_in = np.zeros(len(elements), dtype=bool)
-    for i, (name, layer) in enumerate(layers):
-        failing = ~(errors[i] <= atol)
+    for i, call in enumerate(calls):
+        failing_in = ~(errors[2 * i] <= atol)
+        failing = ~(errors[2 * i + 1] <= atol)
         new = failing & ~failing_in
+        context = _Context(call.x.shape, call.y.shape, strides[2 * i], equivariant[2 * i], atol, points)
         if new.any():
             status = "breaks"
-            reasons = _summarise(layer, [elements[j] for j in np.flatnonzero(new)], contexts[i], explain=True)
+            reasons = _summarise(call.layer, [elements[j] for j in np.flatnonzero(new)], context, explain=True)
         elif failing.any():
             status = "inherited"
-            reasons = _summarise(layer, [elements[j] for j in np.flatnonzero(failing)], contexts[i], explain=False)
+            reasons = _summarise(call.layer, [elements[j] for j in np.flatnonzero(failing)], context,
+                                 explain=False)
         else:
             status, reasons = ("restored" if failing_in.any() else "holds"), ()
-        rows.append(LayerReport(i, name, _describe(layer), tuple(shapes[i + 1]),
-                                "equivariance" if equivariant[i] else "invariance",
-                                float(errors[i].max()), int(failing.sum()), status, reasons))
-        failing_in = failing
+        rows.append(LayerReport(i, call.name, _describe(call.layer), tuple(call.y.shape),
+                                "equivariance" if equivariant[2 * i + 1] else "invariance",
+                                float(errors[2 * i + 1].max()), int(failing.sum()), status, reasons))
     return SymmetryReport(type(model).__name__, group_name, len(elements), (1, c, h, w), np.dtype(dtype),
                           int(seed), atol, tuple(rows))
 
