@@ -290,7 +290,8 @@ def test_vgg_class_takes_any_512_channel_features_and_can_skip_initialisation(mo
 def test_available_lists_every_builtin_with_a_description():
     lines = models.available()
     names = [line.split(": ", 1)[0] for line in lines]
-    assert names == ["lenet5", "convnet"] + [f"vgg{d}{s}" for d in (11, 13, 16, 19) for s in ("", "_bn")]
+    assert names == (["lenet5", "convnet"] + [f"vgg{d}{s}" for d in (11, 13, 16, 19) for s in ("", "_bn")]
+                     + ["resnet18", "resnet34", "resnet20"])
     assert all(len(line.split(": ", 1)[1]) > 10 and "\n" not in line for line in lines)
 
 
@@ -333,7 +334,7 @@ def test_build_reads_anything_else_as_a_spec():
     assert [type(m).__name__ for m in models.build("gap")] == ["GlobalAvgPool2d"]
 
 
-@pytest.mark.parametrize("name", ["vgg20", "lenet", "resnet18", "VGG-16"])
+@pytest.mark.parametrize("name", ["vgg20", "lenet", "resnet50", "VGG-16"])
 def test_build_unknown_name_lists_the_builtins_and_mentions_specs(name):
     with pytest.raises(ValueError) as info:
         models.build(name)
@@ -364,4 +365,5 @@ def test_build_rejects_bad_arguments(kwargs, error, text):
 def test_the_public_api():
     assert sorted(models.__all__) == sorted([
         "lenet5", "convnet", "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
-        "vgg19_bn", "from_spec", "build", "parameter_count", "available"])
+        "vgg19_bn", "ResNet", "resnet18", "resnet34", "resnet20", "from_spec", "build", "parameter_count",
+        "available"])

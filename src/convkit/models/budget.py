@@ -34,9 +34,9 @@ __all__ = ["DEFAULT_MAX_PARAMETERS", "conv2d", "linear", "batch_norm", "check"]
 DEFAULT_MAX_PARAMETERS = 200_000_000
 
 
-def conv2d(in_channels: int, out_channels: int, kernel: int) -> int:
-    """Parameters of ``Conv2d(in_channels, out_channels, kernel)`` with bias: ``c_out * c_in * k * k + c_out``."""
-    return out_channels * in_channels * kernel * kernel + out_channels
+def conv2d(in_channels: int, out_channels: int, kernel: int, bias: bool = True) -> int:
+    """Parameters of ``Conv2d(in_channels, out_channels, kernel)``: ``c_out * c_in * k * k`` (``+ c_out`` with bias)."""
+    return out_channels * in_channels * kernel * kernel + (out_channels if bias else 0)
 
 
 def linear(in_features: int, out_features: int) -> int:

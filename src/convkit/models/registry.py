@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from .. import nn
 from ..ops._args import is_int
-from . import budget, vgg
+from . import budget, resnet, vgg
 from .budget import DEFAULT_MAX_PARAMETERS
 from .convnet import convnet, convnet_parameters
 from .lenet import lenet5, lenet5_parameters
@@ -32,7 +32,7 @@ class _Entry(NamedTuple):
     factory: Callable[..., nn.Module]   # (num_classes=, in_channels=) -> Module
     parameters: Callable[..., int]      # (num_classes=, in_channels=) -> the factory's parameter count
     description: str
-    sizes: str                          # "28" (28 to 31: two pools down to 7 or 5) or "32+" (five pools)
+    sizes: str                          # "28" (28 to 31: two pools down to 7 or 5), "32+" (five pools) or "any"
     classes: int                        # the canonical number of outputs (the dataset it was made for)
 
 
@@ -54,6 +54,13 @@ _MODELS: dict[str, _Entry] = {
                       "small CNN: 2 x [conv3 BN ReLU, conv3 BN ReLU, maxpool2], dropout, linear; 28x28 input",
                       "28", 10),
     **_vgg_entries(),
+    **{name: _Entry(getattr(resnet, name), partial(resnet.resnet_parameters, name), description, "any", classes)
+       for name, description, classes in (
+           ("resnet18", "ResNet-18 (torchvision layout, 1000 ImageNet classes), residual blocks, any input size",
+            1000),
+           ("resnet34", "ResNet-34 (torchvision layout, 1000 ImageNet classes), residual blocks, any input size",
+            1000),
+           ("resnet20", "CIFAR ResNet-20, 0.27 M parameters, residual blocks; 28x28 or 32x32 input", 10))},
 }
 
 
