@@ -132,3 +132,14 @@ def test_a_users_factory_and_a_trained_model_file(tmp_path, capsys):
     assert report["rows"][0]["status"] == "breaks"              # zero padding under circular shifts
     assert main(["symmetry", str(tmp_path / "missing.safetensors")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_samples_option(capsys):
+    assert main(["symmetry", "conv3-2p1 relu gap", "--input", "1x8x8", "--samples", "5", "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["group_size"], result["checked"]) == (64, 5)
+    assert main(["symmetry", "conv3-2p1 relu gap", "--input", "1x8x8", "--samples", "all", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checked"] == 64
+    with pytest.raises(SystemExit) as info:
+        main(["symmetry", "lenet5", "--samples", "0"])
+    assert info.value.code == 2 and "expected a positive integer or 'all'" in capsys.readouterr().err

@@ -248,3 +248,24 @@ def test_what_forward_computes_after_its_last_call_is_checked_too():
     rep = report(Shifted(), Shifts(4, 4), (1, 4, 4))
     assert [r.name for r in rep.rows] == ["relu", "(output)"]
     assert rep.rows[0].status == "holds" and rep.rows[1].status == "breaks" and not rep.holds
+
+
+def test_large_groups_are_sampled_with_a_confidence_statement():
+    convkit.manual_seed(0)
+    holds = nn.Sequential(circ(1, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    rep = report(holds, Shifts(8, 8), (1, 8, 8), samples=10)
+    assert (rep.group_size, rep.checked, rep.sampled) == (64, 10, True)
+    assert all(0 <= r.failing <= 10 for r in rep.rows) and rep.holds
+    text = str(rep)
+    assert "(64 elements, 10 sampled at random)" in text
+    assert "10 of the 64 elements sampled: with 95 % confidence at most 30.0% of the group fails" in text
+    again = report(holds, Shifts(8, 8), (1, 8, 8), samples=10)
+    assert [r.max_error for r in again.rows] == [r.max_error for r in rep.rows]      # the seed fixes the sample
+    everything = report(holds, Shifts(8, 8), (1, 8, 8), samples=None)
+    assert (everything.checked, everything.sampled) == (64, False) and "sampled" not in str(everything)
+    assert report(holds, Shifts(8, 8), (1, 8, 8), samples=64).sampled is False
+    broken = report(nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+                    Shifts(8, 8), (1, 8, 8), samples=20)
+    assert "sampled elements fail:" in str(broken).splitlines()[-1] and "at 95 % confidence" in str(broken)
+    with pytest.raises(ValueError, match="samples must be a positive int or None"):
+        report(holds, Shifts(8, 8), (1, 8, 8), samples=0)

@@ -22,6 +22,7 @@ import numpy as np
 from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..random import manual_seed
 from ..symmetry import GROUP_NAMES, from_name, report
+from ..symmetry.report import SAMPLES
 from ..tensor import get_default_dtype, set_default_dtype
 from .models import load_model
 
@@ -38,6 +39,15 @@ def _input_size(text: str) -> tuple[int, int, int]:
     if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers, like 1x28x28; got {text!r}")
     return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _samples(text: str) -> int | None:
+    """``--samples``: a positive int, or ``all`` (None: every element)."""
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
+    return int(text)
 
 
 def register(subparsers) -> None:
@@ -63,6 +73,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                    help="refuse a model with more parameters, before building it "
                         f"(default: {DEFAULT_MAX_PARAMETERS:,})")
+    p.add_argument("--samples", type=_samples, default=SAMPLES, metavar="N|all",
+                   help=f"check at most N group elements, drawn at random when the group is larger, with what "
+                        f"they show of the whole group at 95%% confidence; all: every one (default: {SAMPLES})")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: the table, reasons and verdict; json: every number (default: text)")
     p.set_defaults(run=run)
@@ -85,7 +98,7 @@ def run(args) -> int:
         set_default_dtype(previous)
     try:
         group = from_name(args.group, *args.input[1:])
-        result = report(model, group, args.input, seed=args.seed)
+        result = report(model, group, args.input, seed=args.seed, samples=args.samples)
     except (ValueError, TypeError) as e:
         print(f"convkit symmetry: {e}", file=sys.stderr)
         return 1

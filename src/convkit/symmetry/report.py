@@ -36,6 +36,7 @@ restored) and in its own dtype, which sets the tolerance
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -372,7 +373,12 @@ class LayerReport:
 
 @dataclass(frozen=True)
 class SymmetryReport:
-    """The result of ``report``: one ``LayerReport`` per prefix; ``str()`` renders a table."""
+    """The result of ``report``: one ``LayerReport`` per call; ``str()`` renders a table.
+
+    ``checked`` is how many group elements were run: all ``group_size`` of
+    them, or a random sample of them (``sampled``); the rows' ``failing``
+    counts are out of ``checked``.
+    """
 
     model: str
     group: str
@@ -382,6 +388,12 @@ class SymmetryReport:
     seed: int
     atol: float
     rows: tuple[LayerReport, ...]
+    checked: int = 0
+
+    @property
+    def sampled(self) -> bool:
+        """Whether only a random sample of the group was checked."""
+        return 0 < self.checked < self.group_size
 
     @property
     def holds(self) -> bool:
@@ -408,7 +420,7 @@ class SymmetryReport:
 
     def to_dict(self) -> dict:
         """Every field as JSON-ready data: the settings, ``holds``, the verdict and one dict per row."""
-        return {"model": self.model, "group": self.group, "group_size": self.group_size,
+        return {"model": self.model, "group": self.group, "group_size": self.group_size, "checked": self.checked,
                 "input_shape": list(self.input_shape), "dtype": str(self.dtype), "seed": self.seed, "atol": self.atol,
                 "holds": self.holds, "verdict": self._verdict(),
                 "rows": [{"index": r.index, "name": r.name, "layer": r.layer, "output_shape": list(r.output_shape),
@@ -420,12 +432,13 @@ class SymmetryReport:
         return _html.table(_COLUMNS, self._cells(), caption=self._heading(), notes=self._reasons() + [self._verdict()])
 
     def _heading(self) -> str:
-        return (f"{self.model} under {self.group} ({self.group_size} elements), input "
+        checked = f", {self.checked} sampled at random" if self.sampled else ""
+        return (f"{self.model} under {self.group} ({self.group_size} elements{checked}), input "
                 f"{'x'.join(map(str, self.input_shape))} {self.dtype}, seed {self.seed}, tolerance {self.atol:.0e}")
 
     def _cells(self) -> list[tuple[str, ...]]:
         return [(str(r.index), r.layer, "x".join(map(str, r.output_shape[1:])), r.kind, f"{r.max_error:.1e}",
-                 f"{r.failing}/{self.group_size}", r.status) for r in self.rows]
+                 f"{r.failing}/{self.checked}", r.status) for r in self.rows]
 
     def _reasons(self) -> list[str]:
         lines = []
@@ -438,9 +451,28 @@ class SymmetryReport:
         final = self.rows[-1]
         if self.holds:
             return (f"verdict: the model is {'invariant' if final.kind == 'invariance' else 'equivariant'} "
-                    f"under {self.group} (largest error {final.max_error:.1e})")
+                    f"under {self.group} (largest error {final.max_error:.1e})" + self._confidence(0))
         first = self.breaks[0] if self.breaks else final
-        return f"verdict: {final.kind} fails under {self.group}: first broken at layer {first.index} ({first.layer})"
+        return (f"verdict: {final.kind} fails under {self.group}: first broken at layer {first.index} ({first.layer})"
+                + self._confidence(final.failing))
+
+    def _confidence(self, failing: int) -> str:
+        """For a sample, what it says of the whole group, at 95 % confidence (nothing when all were checked).
+
+        No failure in ``n``: at most ``3/n`` of the group fails (the rule of
+        three); else the Wilson score interval of the failing fraction.
+        """
+        if not self.sampled:
+            return ""
+        n = self.checked
+        if failing == 0:
+            return (f"; {n} of the {self.group_size} elements sampled: with 95 % confidence at most "
+                    f"{min(1.0, 3 / n):.1%} of the group fails")
+        p, z = failing / n, 1.96
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return (f"; {failing} of {n} sampled elements fail: {max(0.0, centre - half):.1%} to "
+                f"{min(1.0, centre + half):.1%} of the group, at 95 % confidence")
 
 
 _COLUMNS = ("#", "layer", "output", "check", "max error", "fails", "verdict")
@@ -550,8 +582,12 @@ def _errors(layer_outs, base, elements, strides, equivariant, scales) -> np.ndar
     return errs
 
 
+SAMPLES = 1024             # group elements checked when the group has more (then drawn at random)
+BATCH_BYTES = 256 << 20    # recorded arrays per batch of transformed inputs, at most (about)
+
+
 def report(model, group, input_size, *, seed: int = 0, atol: float | None = None,
-           batch_size: int = 64) -> SymmetryReport:
+           batch_size: int | None = None, samples: int | None = SAMPLES) -> SymmetryReport:
     """Check the output of every leaf module's call in ``model`` for equivariance (then invariance) to ``group``.
 
     Args:
@@ -561,7 +597,11 @@ def report(model, group, input_size, *, seed: int = 0, atol: float | None = None
         seed (int): seed of the random normal input (the weights are the model's). Default: 0.
         atol (float or None): tolerance on each relative error. Default: by the model's dtype
             (``checks.default_tolerance``).
-        batch_size (int): how many transformed inputs run at once. Default: 64.
+        batch_size (int or None): how many transformed inputs run at once. Default: as many as keep
+            the recorded inputs and outputs of all calls under ``BATCH_BYTES`` (at most 64).
+        samples (int or None): check at most this many group elements, drawn at random (with ``seed``)
+            when the group is larger, and say what the sample shows of the whole group at 95 %
+            confidence; None: every element. Default: ``SAMPLES`` (1024: every shift of a 32x32 map).
 
     Returns:
         SymmetryReport: ``rows`` per layer (error, status, reasons); ``str()`` is a table.
@@ -570,12 +610,18 @@ def report(model, group, input_size, *, seed: int = 0, atol: float | None = None
     c, h, w = _check_input_size(input_size)
     if not is_int(seed) or seed < 0:
         raise ValueError(f"report: seed must be a non-negative int, got {seed!r}")
-    if not is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"report: batch_size must be a positive int, got {batch_size!r}")
+    if batch_size is not None and (not is_int(batch_size) or batch_size < 1):
+        raise ValueError(f"report: batch_size must be a positive int or None, got {batch_size!r}")
+    if samples is not None and (not is_int(samples) or samples < 1):
+        raise ValueError(f"report: samples must be a positive int or None (every element), got {samples!r}")
     params = list(model.parameters())
     dtype = params[0].dtype if params else get_default_dtype()
     x = np.random.default_rng(seed).standard_normal((1, c, h, w)).astype(dtype)
     group_name, elements = _check_group(group, x.shape)
+    group_size = len(elements)
+    if samples is not None and group_size > samples:
+        chosen = np.sort(np.random.default_rng(seed).choice(group_size, samples, replace=False))
+        elements = tuple(elements[i] for i in chosen)
     atol = default_tolerance(dtype) if atol is None else float(atol)
     points = tuple(dict.fromkeys(g.point for g in elements))
 
@@ -593,6 +639,8 @@ def report(model, group, input_size, *, seed: int = 0, atol: float | None = None
             equivariant = [_equivariant(a.shape) for a in base]
             scales = [_scale(a) for a in base]
             errors = np.empty((len(base), len(elements)))
+            if batch_size is None:
+                batch_size = int(max(1, min(64, BATCH_BYTES // max(1, sum(a.nbytes for a in base)))))
             for start in range(0, len(elements), batch_size):
                 chunk = elements[start:start + batch_size]
                 moved = _calls(model, leaves, np.concatenate([g(x) for g in chunk]))
@@ -623,8 +671,8 @@ def report(model, group, input_size, *, seed: int = 0, atol: float | None = None
         rows.append(LayerReport(i, call.name, _describe(call.layer), tuple(call.y.shape),
                                 "equivariance" if equivariant[2 * i + 1] else "invariance",
                                 float(errors[2 * i + 1].max()), int(failing.sum()), status, reasons))
-    return SymmetryReport(type(model).__name__, group_name, len(elements), (1, c, h, w), np.dtype(dtype),
-                          int(seed), atol, tuple(rows))
+    return SymmetryReport(type(model).__name__, group_name, group_size, (1, c, h, w), np.dtype(dtype),
+                          int(seed), atol, tuple(rows), len(elements))
 
 
 def _summarise(layer, elements: list[Action], ctx: _Context, explain: bool) -> tuple[str, ...]:
