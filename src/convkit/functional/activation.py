@@ -16,7 +16,7 @@ import numpy as np
 
 from ..autograd import apply
 from ..ops import activation as A
-from ..ops._args import normalize_dim
+from ..ops._args import float_dtype, normalize_dim
 from ..random import generator
 from ..tensor import Tensor, as_tensor
 
@@ -63,12 +63,7 @@ def _cast(input, dtype, op: str) -> Tensor:
     x = as_tensor(input, op=op)
     if dtype is None:
         return x
-    try:
-        target = np.dtype(dtype)
-    except TypeError:
-        target = None
-    if target is None or target.kind != "f":
-        raise TypeError(f"{op}: dtype must be a floating-point dtype (np.float32, np.float64, ...), got {dtype!r}")
+    target = float_dtype(dtype, f"{op}: dtype")
     return x if x.dtype == target else x.astype(target)
 
 

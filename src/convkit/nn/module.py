@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from ..ops._args import float_dtype
 from ..tensor import Tensor, get_default_dtype
 
 
@@ -215,13 +216,7 @@ class Module:
         Integer buffers (``num_batches_tracked``) keep their dtype, as in
         PyTorch. Returns the module.
         """
-        try:
-            target = np.dtype(dtype)
-        except TypeError:
-            target = None
-        if target is None or target.kind != "f":
-            raise TypeError(f"{type(self).__name__}.to: dtype must be a floating-point dtype (np.float32, "
-                            f"np.float64, ...), got {dtype!r}")
+        target = float_dtype(dtype, f"{type(self).__name__}.to: dtype")
         for p in self.parameters():
             p.data = p.data.astype(target, copy=False)
             if p.grad is not None:
@@ -338,7 +333,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        for hook in list(self._forward_pre_hooks.values()):
+        if not self.has_hooks():  # every layer call of every step: no copies of empty hook tables
+            return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):  # a hook may remove itself
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
+
 Pads = tuple[tuple[int, int], ...]
 
 
@@ -154,3 +156,14 @@ def relu_slope(value, op: str) -> float | None:
         raise ValueError(f"{op}: relu_slope must be a finite number >= 0 (0 is ReLU), got {value!r}; "
                          f"apply F.leaky_relu separately for a negative slope")
     return float(value)
+
+
+def float_dtype(dtype, what: str):
+    """``dtype`` as a floating-point ``np.dtype``; TypeError naming ``what`` (``"op: dtype"``) for anything else."""
+    try:
+        target = np.dtype(dtype)
+    except TypeError:
+        target = None
+    if target is None or target.kind != "f":
+        raise TypeError(f"{what} must be a floating-point dtype (np.float32, np.float64, ...), got {dtype!r}")
+    return target
