@@ -331,9 +331,7 @@ def _layer_stride(layer, in_shape, out_shape) -> tuple[int, int]:
         return tuple(layer.stride)
     if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         return ntuple(layer.stride, 2, "stride", type(layer).__name__)
-    if len(in_shape) != 4 or len(out_shape) != 4:
-        return (1, 1)
-    return tuple(i // o if o and i % o == 0 else 1 for i, o in zip(in_shape[-2:], out_shape[-2:]))
+    return _ratio(in_shape, out_shape) if len(in_shape) == 4 else (1, 1)
 
 
 # ---------------------------------------------------------------- results
@@ -555,7 +553,7 @@ def _strides(calls: list[_Call], input_shape) -> list[tuple[int, int]]:
 
 
 def _ratio(input_shape, shape) -> tuple[int, int]:
-    """The model input's size over a map's of ``shape``, per axis, where it divides (else 1)."""
+    """``input_shape``'s spatial size over a map's of ``shape``, per axis, where it divides (else 1)."""
     if len(shape) != 4:
         return (1, 1)
     return tuple(i // o if o and i % o == 0 else 1 for i, o in zip(input_shape[-2:], shape[-2:]))
