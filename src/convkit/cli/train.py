@@ -458,17 +458,22 @@ def _claim_default(base: Path) -> RunDirectory:
     raise AssertionError("unreachable")
 
 
+def _checked_settings(path: Path, settings: dict) -> dict:
+    """``settings`` read from the file ``path``, each checked by ``_SETTING_RULES`` (exit 1 naming the field)."""
+    for key, value in settings.items():
+        valid, expected = _SETTING_RULES[key]
+        if not valid(value):
+            raise _Exit(f"{path} is corrupt: config field {key!r} is {value!r}; expected {expected}", 1)
+    return settings
+
+
 def _resumed_settings(out: Path, checkpoint: Checkpoint, given: dict) -> dict:
     """The settings of the run in ``out`` (validated); exit 2 if options given contradict them."""
     config = {**_LATER_SETTINGS, **checkpoint.config}
     missing = [k for k in DEFAULTS if k not in config]
     if missing:
         raise _Exit(f"{checkpoint.path} was not written by convkit train (its config lacks {missing})", 1)
-    settings = {k: config[k] for k in DEFAULTS}
-    for key, value in settings.items():
-        valid, expected = _SETTING_RULES[key]
-        if not valid(value):
-            raise _Exit(f"{checkpoint.path} is corrupt: config field {key!r} is {value!r}; expected {expected}", 1)
+    settings = _checked_settings(checkpoint.path, {k: config[k] for k in DEFAULTS})
     if checkpoint.epoch > settings["epochs"]:
         raise _Exit(f"{checkpoint.path} is corrupt: state field 'epoch' is {checkpoint.epoch}, more than the "
                     f"run's {settings['epochs']} epochs", 1)
@@ -705,11 +710,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if dataset not in DATASETS:
         raise _Exit(f"{args.checkpoint}: config field 'dataset' is {dataset!r}; expected one of {DATASETS} "
                     "(or pass --dataset)", 1)
-    fitting = {**_LATER_SETTINGS, **{k: settings[k] for k in _LATER_SETTINGS if k in settings}}
-    for key, value in fitting.items():
-        valid, expected = _SETTING_RULES[key]
-        if not valid(value):
-            raise _Exit(f"{args.checkpoint} is corrupt: config field {key!r} is {value!r}; expected {expected}", 1)
+    fitting = _checked_settings(args.checkpoint, {**_LATER_SETTINGS,
+                                                  **{k: settings[k] for k in _LATER_SETTINGS if k in settings}})
     size = fitting["input_size"]
     model = _build(settings["model"], args.max_parameters, args.checkpoint, size)
     _check_outputs(model, settings["model"], CLASSES, args.checkpoint, size)
