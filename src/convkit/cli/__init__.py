@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-SUBCOMMANDS = ("train", "summary", "symmetry", "explain")
+SUBCOMMANDS = ("train", "evaluate", "summary", "symmetry", "explain")
 INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 143
 
 
