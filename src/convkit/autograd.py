@@ -15,6 +15,11 @@ recorded graph in reverse topological order (iteratively, so deep graphs do
 not hit Python's recursion limit) and accumulates gradients into the
 ``.grad`` of leaf tensors with ``+=``, as PyTorch does: calling backward
 twice on the same graph adds the gradients twice.
+
+Inputs holding a ``MetaArray`` (meta tensors: a shape and a dtype, no data)
+run the primitive's ``meta`` rule instead of its forward. While
+``convkit.trace`` records (``recorder`` set), every application is also
+reported to it.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .ops import workspace
+from .ops.meta import MetaArray
 
 if TYPE_CHECKING:
     from .ops import Primitive
     from .tensor import Tensor
 
 _grad_enabled = True
+recorder = None  # the convkit.trace recorder while a trace runs, else None
 
 
 def is_grad_enabled() -> bool:
@@ -95,12 +102,15 @@ def apply_with_saved(op: Primitive, inputs: Sequence[Tensor | None], **options) 
     from .tensor import Tensor
 
     arrays = [None if t is None else t.data for t in inputs]
-    out, saved = op.forward(*arrays, **options)
+    meta = any(type(a) is MetaArray for a in arrays)
+    out, saved = (op.meta(*arrays, **options), None) if meta else op.forward(*arrays, **options)
     needs = tuple(t is not None and t.requires_grad for t in inputs)
-    if _grad_enabled and any(needs):
-        node = Node(op.name, op.backward, saved, tuple(inputs), needs)
-        return Tensor._from_op(out, node), saved
-    return Tensor._from_op(out, None), saved
+    record = _grad_enabled and not meta and any(needs)
+    node = Node(op.name, op.backward, saved, tuple(inputs), needs) if record else None
+    result = Tensor._from_op(out, node)
+    if recorder is not None:
+        recorder.op(op, inputs, options, result)
+    return result, saved
 
 
 def apply(op: Primitive, inputs: Sequence[Tensor | None], **options) -> Tensor:

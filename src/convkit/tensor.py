@@ -23,6 +23,7 @@ import numpy as np
 
 from . import autograd
 from .ops import arithmetic as A
+from .ops.meta import MetaArray
 
 _default_dtype = np.dtype(np.float32)
 
@@ -103,7 +104,7 @@ class Tensor:
     @classmethod
     def _from_op(cls, data: np.ndarray, node: autograd.Node | None) -> Tensor:
         t = cls.__new__(cls)
-        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.data = data if isinstance(data, (np.ndarray, MetaArray)) else np.asarray(data)
         t.grad = None
         t._node = node
         t.requires_grad = node is not None
@@ -190,6 +191,8 @@ class Tensor:
         self.grad = None
 
     def __repr__(self) -> str:
+        if isinstance(self.data, MetaArray):
+            return f"tensor(..., size={self.shape}, dtype={self.dtype}, meta)"
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extra = f", dtype={self.dtype}" if self.dtype != _default_dtype else ""
         grad = ", requires_grad=True" if self.requires_grad else ""

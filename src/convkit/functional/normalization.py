@@ -25,6 +25,7 @@ import numpy as np
 from ..autograd import apply
 from ..ops import normalization as N
 from ..ops._args import relu_slope as check_relu_slope
+from ..ops.meta import MetaArray
 from ..tensor import Tensor, as_tensor
 
 __all__ = ["batch_norm", "instance_norm", "layer_norm", "group_norm"]
@@ -69,11 +70,12 @@ def _channel_params(weight, bias, x: Tensor, op: str):
 
 
 def _running(value, name: str, x: Tensor, op: str) -> np.ndarray | None:
-    """An optional running-statistics buffer: a writable ``(C,)`` ndarray of the input's dtype."""
+    """An optional running-statistics buffer: a writable ``(C,)`` ndarray of the input's dtype (a ``MetaArray``
+    in a meta model)."""
     if value is None:
         return None
     arr = value.data if isinstance(value, Tensor) else value
-    if not isinstance(arr, np.ndarray):
+    if not isinstance(arr, (np.ndarray, MetaArray)):
         raise TypeError(f"{op}: {name} must be an ndarray (updated in place) or None, "
                         f"got {type(value).__name__}")
     if arr.shape != (x.shape[1],):

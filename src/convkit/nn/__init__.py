@@ -14,7 +14,7 @@ from .linear import *  # noqa: F401,F403
 from .linear import __all__ as _linear
 from .loss import *  # noqa: F401,F403
 from .loss import __all__ as _loss
-from .module import Module, ModuleList, Parameter, Sequential
+from .module import Module, ModuleList, Parameter, Sequential, meta_init
 from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization
 from .pooling import *  # noqa: F401,F403
@@ -24,5 +24,5 @@ from .upsampling import __all__ as _upsampling
 
 sys.modules[f"{__name__}.functional"] = functional  # so that ``import convkit.nn.functional as F`` works, as in torch
 
-__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "init", "functional",
+__all__ = ["Module", "ModuleList", "Parameter", "Sequential", "meta_init", "init", "functional",
            *_activation, *_conv, *_fold, *_linear, *_loss, *_normalization, *_pooling, *_upsampling]

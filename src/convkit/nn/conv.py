@@ -38,7 +38,7 @@ from ..ops.conv_transpose import transposed_sizes
 from ..ops.padding import PADDING_MODES
 from ..tensor import Tensor, get_default_dtype
 from . import init
-from .module import Module, Parameter, ends_in_relu
+from .module import Module, Parameter, empty, ends_in_relu
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -78,9 +78,9 @@ class _ConvBase(Module):
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:
             shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter(np.empty(shape, dtype=dt))
+        self.weight = Parameter(empty(shape, dtype=dt))
         if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dt))
+            self.bias = Parameter(empty(out_channels, dtype=dt))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

@@ -1,5 +1,8 @@
 """Weight initialisation, in place, with PyTorch's formulas and names.
 
+A meta tensor (``convkit.nn.meta_init``) has no values to fill: every
+function returns it unchanged, drawing nothing.
+
 Fans of a weight of shape ``(out, in, *k)``: ``fan_in = in * prod(k)``,
 ``fan_out = out * prod(k)`` (for a transposed-conv weight ``(in, out/g, *k)``
 PyTorch applies the same rule to its dimensions, and so do we).
@@ -21,6 +24,7 @@ import math
 
 import numpy as np
 
+from ..ops.meta import MetaArray
 from ..random import generator
 from ..tensor import Tensor
 
@@ -62,7 +66,7 @@ def _fans(arr: np.ndarray) -> tuple[int, int]:
 def uniform_(tensor, a: float = 0.0, b: float = 1.0):
     """Fill with ``U(a, b)``, drawn directly in the tensor's dtype (no float64 temporary)."""
     arr = _array(tensor)
-    if arr.size == 0:
+    if arr.size == 0 or isinstance(arr, MetaArray):
         return tensor
     draw = generator().random(arr.shape, dtype=arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64)
     arr[...] = a + (b - a) * draw
@@ -72,7 +76,7 @@ def uniform_(tensor, a: float = 0.0, b: float = 1.0):
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
     """Fill with ``N(mean, std^2)``, drawn directly in the tensor's dtype."""
     arr = _array(tensor)
-    if arr.size == 0:
+    if arr.size == 0 or isinstance(arr, MetaArray):
         return tensor
     draw = generator().standard_normal(arr.shape, dtype=arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64)
     arr[...] = mean + std * draw
@@ -80,7 +84,9 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0):
 
 
 def constant_(tensor, val: float):
-    _array(tensor)[...] = val
+    arr = _array(tensor)
+    if not isinstance(arr, MetaArray):
+        arr[...] = val
     return tensor
 
 

@@ -19,7 +19,7 @@ from .. import functional as F
 from ..ops._args import is_int
 from ..tensor import get_default_dtype
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, empty
 
 __all__ = ["Linear"]
 
@@ -53,9 +53,9 @@ class Linear(Module):
             raise TypeError(f"Linear: dtype must be a floating-point dtype, got {dtype}")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
+        self.weight = Parameter(empty((self.out_features, self.in_features), dtype=dtype))
         if bias:
-            self.bias = Parameter(np.empty(self.out_features, dtype=dtype))
+            self.bias = Parameter(empty(self.out_features, dtype=dtype))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

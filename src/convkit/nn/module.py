@@ -14,12 +14,15 @@ whose tensors are turned into ndarrays loads with ``load_state_dict``.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from .. import autograd
 from ..ops._args import float_dtype
+from ..ops.meta import MetaArray
 from ..tensor import Tensor, get_default_dtype
 
 
@@ -46,13 +49,53 @@ class RemovableHandle:
         self.remove()
 
 
+_meta_init = False  # set by meta_init(): new Parameters and buffers hold MetaArrays
+
+
+@contextlib.contextmanager
+def meta_init():
+    """Build modules without weights: inside, Parameters and buffers are meta tensors (shape and dtype only).
+
+    As PyTorch's ``torch.device("meta")``: nothing is allocated or
+    initialised, so a 138M-parameter VGG-16 is built in milliseconds. Such
+    a model can be traced and summarised (``convkit.trace``,
+    ``convkit.analysis.summary``), not run on data.
+
+    >>> import convkit.nn as nn
+    >>> with nn.meta_init():
+    ...     layer = nn.Linear(100_000, 100_000)
+    >>> layer.weight
+    Parameter containing:
+    tensor(..., size=(100000, 100000), dtype=float32, meta)
+    """
+    global _meta_init
+    previous, _meta_init = _meta_init, True
+    try:
+        yield
+    finally:
+        _meta_init = previous
+
+
+def empty(shape, dtype) -> np.ndarray | MetaArray:
+    """A new layer's uninitialised weight array: ``np.empty``, or a ``MetaArray`` under ``meta_init``."""
+    return MetaArray(shape, dtype) if _meta_init else np.empty(shape, dtype)
+
+
 class Parameter(Tensor):
     """A Tensor that a Module owns and an optimizer updates (``requires_grad=True``)."""
 
     __slots__ = ()
 
     def __init__(self, data, requires_grad: bool = True):
-        arr = np.asarray(data.data if isinstance(data, Tensor) else data)
+        if isinstance(data, Tensor):
+            data = data.data
+        if _meta_init or isinstance(data, MetaArray):
+            data = data if isinstance(data, MetaArray) else np.asarray(data)
+            dtype = data.dtype if data.dtype.kind == "f" else get_default_dtype()
+            super().__init__(0.0, requires_grad=requires_grad)
+            self.data = MetaArray(data.shape, dtype)
+            return
+        arr = np.asarray(data)
         if arr.dtype.kind != "f":
             arr = arr.astype(get_default_dtype())
         super().__init__(arr, requires_grad=requires_grad)
@@ -117,8 +160,10 @@ class Module:
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:
         """Register ``value`` (an ndarray, or None) as non-trainable state saved in ``state_dict``."""
-        if value is not None and not isinstance(value, np.ndarray):
+        if value is not None and not isinstance(value, (np.ndarray, MetaArray)):
             raise TypeError(f"register_buffer: {name!r} must be an ndarray or None, got {type(value).__name__}")
+        if _meta_init and value is not None:
+            value = MetaArray(value.shape, value.dtype)
         self.__dict__.setdefault("_buffer_names", set()).add(name)
         self.__dict__.pop(name, None)
         self._buffers[name] = value
@@ -333,6 +378,12 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        if autograd.recorder is not None:  # convkit.trace is recording: it sees the call begin and end
+            return autograd.recorder.module_call(self, self._call, args, kwargs)
+        return self._call(*args, **kwargs)
+
+    def _call(self, *args, **kwargs):
+        """``forward`` between the pre-hooks and the hooks."""
         if not self.has_hooks():  # every layer call of every step: no copies of empty hook tables
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):  # a hook may remove itself
@@ -390,10 +441,11 @@ def fused_relu_slope(layer: Module, activation: Module) -> float | None:
     Both classes must mark their ``forward`` (``ends_in_relu``: convolutions,
     batch norm; ``rectifier``: ReLU, leaky ReLU with a slope >= 0); a
     subclass that overrides ``forward`` is not marked, so it runs as written,
-    and a module with hooks is called on its own, so its hooks see its call.
+    and a module with hooks is called on its own, so its hooks see its call
+    (as is every module while ``convkit.trace`` records).
     """
-    if layer.has_hooks() or activation.has_hooks():  # hooks see each module's own call
-        return None
+    if layer.has_hooks() or activation.has_hooks() or autograd.recorder is not None:
+        return None  # hooks and convkit.trace see each module's own call
     if getattr(type(layer).forward, "ends_in_relu", False) and getattr(type(activation).forward, "rectifier", False):
         return activation.relu_slope()
     return None

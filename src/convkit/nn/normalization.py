@@ -22,7 +22,7 @@ import numpy as np
 from .. import functional as F
 from ..tensor import Tensor, as_tensor, get_default_dtype
 from . import init
-from .module import Module, Parameter, ends_in_relu
+from .module import Module, Parameter, empty, ends_in_relu
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d",
            "InstanceNorm3d", "LayerNorm", "GroupNorm"]
@@ -46,9 +46,9 @@ def _positive_int(value, name: str, cls: str) -> int:
 def _affine_params(module: Module, shape: tuple[int, ...], affine: bool, bias: bool, dtype) -> None:
     """Register ``weight`` (ones) and ``bias`` (zeros), or None for each that is absent."""
     if affine:
-        module.weight = Parameter(init.ones_(np.empty(shape, dtype)))
+        module.weight = Parameter(init.ones_(empty(shape, dtype)))
         if bias:
-            module.bias = Parameter(init.zeros_(np.empty(shape, dtype)))
+            module.bias = Parameter(init.zeros_(empty(shape, dtype)))
         else:
             module.register_parameter("bias", None)
     else:

@@ -37,6 +37,7 @@ from numba.core import types
 from numba.core.extending import intrinsic, overload
 
 from . import Primitive, workspace
+from .meta import same
 from .jit import flat, fma, kernel, parallel_spans, prange
 
 LANES = 16  # independent partial results of a row reduction
@@ -596,10 +597,10 @@ def dropout_backward(g, saved, needs=(True,)):
     return (_keep_scale(g, keep, scale),)
 
 
-relu = Primitive("relu", relu_forward, relu_backward)
-leaky_relu = Primitive("leaky_relu", leaky_relu_forward, leaky_relu_backward)
-sigmoid = Primitive("sigmoid", sigmoid_forward, sigmoid_backward)
-tanh = Primitive("tanh", tanh_forward, tanh_backward)
-softmax = Primitive("softmax", softmax_forward, softmax_backward)
-log_softmax = Primitive("log_softmax", log_softmax_forward, log_softmax_backward)
-dropout = Primitive("dropout", dropout_forward, dropout_backward)
+relu = Primitive("relu", relu_forward, relu_backward, same)
+leaky_relu = Primitive("leaky_relu", leaky_relu_forward, leaky_relu_backward, same)
+sigmoid = Primitive("sigmoid", sigmoid_forward, sigmoid_backward, same)
+tanh = Primitive("tanh", tanh_forward, tanh_backward, same)
+softmax = Primitive("softmax", softmax_forward, softmax_backward, same)
+log_softmax = Primitive("log_softmax", log_softmax_forward, log_softmax_backward, same)
+dropout = Primitive("dropout", dropout_forward, dropout_backward, same)

@@ -29,6 +29,7 @@ import functools
 import numpy as np
 
 from . import Primitive
+from .meta import MetaArray
 from .pooling import max_windows, scatter_indices, spread_windows, sum_windows
 
 
@@ -93,5 +94,12 @@ def adaptive_max_pool_backward(g, saved, needs=(True,)):
     return (scatter_indices(g, indices, shape),)
 
 
-adaptive_avg_pool = Primitive("adaptive_avg_pool", adaptive_avg_pool_forward, adaptive_avg_pool_backward)
-adaptive_max_pool = Primitive("adaptive_max_pool", adaptive_max_pool_forward, adaptive_max_pool_backward)
+def adaptive_pool_meta(x, *, output_size) -> MetaArray:
+    """``(N, C, *n) -> (N, C, *output_size)``."""
+    return MetaArray(x.shape[:2] + tuple(output_size), x.dtype)
+
+
+adaptive_avg_pool = Primitive("adaptive_avg_pool", adaptive_avg_pool_forward, adaptive_avg_pool_backward,
+                              adaptive_pool_meta)
+adaptive_max_pool = Primitive("adaptive_max_pool", adaptive_max_pool_forward, adaptive_max_pool_backward,
+                              adaptive_pool_meta)

@@ -12,9 +12,12 @@ of broadcasting.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import Primitive
+from .meta import MetaArray, broadcast, reduced, same
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -254,23 +257,82 @@ def stack_backward(g, axis, needs):
     return tuple(np.moveaxis(g, axis, 0))
 
 
-add = Primitive("add", add_forward, add_backward)
-sub = Primitive("sub", sub_forward, sub_backward)
-mul = Primitive("mul", mul_forward, mul_backward)
-div = Primitive("div", div_forward, div_backward)
-neg = Primitive("neg", neg_forward, neg_backward)
-power = Primitive("pow", pow_forward, pow_backward)
-exp = Primitive("exp", exp_forward, exp_backward)
-log = Primitive("log", log_forward, log_backward)
-sqrt = Primitive("sqrt", sqrt_forward, sqrt_backward)
-absolute = Primitive("abs", abs_forward, abs_backward)
-matmul = Primitive("matmul", matmul_forward, matmul_backward)
-reduce_sum = Primitive("sum", sum_forward, sum_backward)
-reduce_mean = Primitive("mean", mean_forward, mean_backward)
-reduce_max = Primitive("max", max_forward, max_backward)
-reshape = Primitive("reshape", reshape_forward, reshape_backward)
-transpose = Primitive("transpose", transpose_forward, transpose_backward)
-getitem = Primitive("getitem", getitem_forward, getitem_backward)
-cast = Primitive("cast", cast_forward, cast_backward)
-concatenate = Primitive("cat", concatenate_forward, concatenate_backward)
-stack = Primitive("stack", stack_forward, stack_backward)
+def matmul_meta(a, b) -> MetaArray:
+    """NumPy's matmul shapes: ``(..., n, k) @ (..., k, m) -> (..., n, m)``, a 1-D operand promoted and its axis dropped."""
+    a_shape = (1,) + a.shape if a.ndim == 1 else a.shape
+    b_shape = b.shape + (1,) if b.ndim == 1 else b.shape
+    if a_shape[-1] != b_shape[-2]:
+        raise ValueError(f"matmul: inner sizes differ: {a.shape} @ {b.shape}")
+    shape = np.broadcast_shapes(a_shape[:-2], b_shape[:-2]) + (a_shape[-2], b_shape[-1])
+    if a.ndim == 1:
+        shape = shape[:-2] + shape[-1:]
+    if b.ndim == 1:
+        shape = shape[:-1]
+    return MetaArray(shape, np.result_type(a.dtype, b.dtype))
+
+
+def reshape_meta(a, *, shape) -> MetaArray:
+    """``shape`` with its one ``-1`` (if any) resolved from ``a.size``."""
+    shape = tuple(shape)
+    if -1 in shape:
+        known = math.prod(n for n in shape if n != -1)
+        shape = tuple(a.size // known if known else 0 if n == -1 else n for n in shape)
+    if math.prod(shape) != a.size:
+        raise ValueError(f"reshape: cannot reshape {a.shape} ({a.size} values) to {shape}")
+    return MetaArray(shape, a.dtype)
+
+
+def transpose_meta(a, *, axes) -> MetaArray:
+    return MetaArray(tuple(a.shape[i] for i in axes), a.dtype)
+
+
+def getitem_meta(a, *, index) -> MetaArray:
+    """NumPy's indexing rules, applied to a zero-strided stand-in of ``a`` (no data is read or allocated
+    for basic indexing; advanced indexing allocates the result's index arrays only)."""
+    return MetaArray(np.broadcast_to(np.empty((), np.int8), a.shape)[index].shape, a.dtype)
+
+
+def cast_meta(a, *, dtype) -> MetaArray:
+    return MetaArray(a.shape, dtype)
+
+
+def concatenate_meta(*arrays, axis: int) -> MetaArray:
+    first = arrays[0]
+    axis %= first.ndim
+    size = sum(a.shape[axis] for a in arrays)
+    return MetaArray(first.shape[:axis] + (size,) + first.shape[axis + 1:],
+                     np.result_type(*(a.dtype for a in arrays)))
+
+
+def stack_meta(*arrays, axis: int) -> MetaArray:
+    first = arrays[0]
+    axis %= first.ndim + 1
+    return MetaArray(first.shape[:axis] + (len(arrays),) + first.shape[axis:],
+                     np.result_type(*(a.dtype for a in arrays)))
+
+
+def _mean_meta(a, *, axis=None, keepdims=False) -> MetaArray:
+    out = reduced(a, axis=axis, keepdims=keepdims)
+    return out if a.dtype.kind == "f" else out.astype(np.float64)
+
+
+add = Primitive("add", add_forward, add_backward, broadcast)
+sub = Primitive("sub", sub_forward, sub_backward, broadcast)
+mul = Primitive("mul", mul_forward, mul_backward, broadcast)
+div = Primitive("div", div_forward, div_backward, broadcast)
+neg = Primitive("neg", neg_forward, neg_backward, same)
+power = Primitive("pow", pow_forward, pow_backward, same)
+exp = Primitive("exp", exp_forward, exp_backward, same)
+log = Primitive("log", log_forward, log_backward, same)
+sqrt = Primitive("sqrt", sqrt_forward, sqrt_backward, same)
+absolute = Primitive("abs", abs_forward, abs_backward, same)
+matmul = Primitive("matmul", matmul_forward, matmul_backward, matmul_meta)
+reduce_sum = Primitive("sum", sum_forward, sum_backward, reduced)
+reduce_mean = Primitive("mean", mean_forward, mean_backward, _mean_meta)
+reduce_max = Primitive("max", max_forward, max_backward, reduced)
+reshape = Primitive("reshape", reshape_forward, reshape_backward, reshape_meta)
+transpose = Primitive("transpose", transpose_forward, transpose_backward, transpose_meta)
+getitem = Primitive("getitem", getitem_forward, getitem_backward, getitem_meta)
+cast = Primitive("cast", cast_forward, cast_backward, cast_meta)
+concatenate = Primitive("cat", concatenate_forward, concatenate_backward, concatenate_meta)
+stack = Primitive("stack", stack_forward, stack_backward, stack_meta)

@@ -51,6 +51,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import Primitive
+from .meta import MetaArray
 from .activation import bias_rectify, rectify_bias_grad
 from .conv_algorithms import ConvAlgorithm, ConvProblem, conv_problem
 from .conv_algorithms.auto import rule
@@ -122,4 +123,12 @@ def conv_backward(g: np.ndarray, saved, needs=(True, True, True)):
     return dx, dw, (db if needs[2] else None)
 
 
-conv = Primitive("conv", conv_forward, conv_backward)
+def conv_meta(x, w, b=None, *, stride, pads, dilation, groups=1, padding_mode="zeros", flip=False,
+              algorithm=None, relu_slope=None) -> MetaArray:
+    """``(N, C_in, *n) -> (N, C_out, *o)``, ``o`` as in the module docstring (``conv_problem``'s)."""
+    problem = problem_for(x.shape, w.shape, stride=stride, pads=pads, dilation=dilation, groups=groups,
+                          padding_mode=padding_mode, dtype=x.dtype)
+    return MetaArray((x.shape[0], w.shape[0]) + problem.out, x.dtype)
+
+
+conv = Primitive("conv", conv_forward, conv_backward, conv_meta)

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import Primitive
+from .meta import MetaArray
 from .conv_algorithms import ConvAlgorithm, conv_problem
 from .conv_algorithms.auto import rule
 from .padding import pad_forward
@@ -110,4 +111,12 @@ def conv_transpose_backward(g: np.ndarray, saved, needs=(True, True, True)):
     return dx, dw, db
 
 
-conv_transpose = Primitive("conv_transpose", conv_transpose_forward, conv_transpose_backward)
+def conv_transpose_meta(x, w, b=None, *, stride, pads, output_padding, dilation, groups=1,
+                        algorithm=None) -> MetaArray:
+    """``(N, C_in, *n) -> (N, C_out, *o)`` with ``transposed_sizes``."""
+    out = transposed_sizes(x.shape[2:], w.shape[2:], stride, pads, output_padding, dilation)
+    return MetaArray((x.shape[0], w.shape[1] * groups) + tuple(out), x.dtype)
+
+
+conv_transpose = Primitive("conv_transpose", conv_transpose_forward, conv_transpose_backward,
+                           conv_transpose_meta)

@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from . import Primitive, workspace
+from .meta import MetaArray
 from .jit import kernel, prange
 
 
@@ -121,4 +122,8 @@ def interpolate_backward(g, saved, needs=(True,)):
     return (np.ascontiguousarray(dx),)
 
 
-interpolate = Primitive("interpolate", interpolate_forward, interpolate_backward)
+def interpolate_meta(x, *, size, mode, align_corners, scale_factor) -> MetaArray:
+    return MetaArray(x.shape[:2] + tuple(size), x.dtype)
+
+
+interpolate = Primitive("interpolate", interpolate_forward, interpolate_backward, interpolate_meta)

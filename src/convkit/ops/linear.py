@@ -7,6 +7,7 @@ are each a single matrix product (GEMM), whatever the batch shape.
 from __future__ import annotations
 
 from . import Primitive
+from .meta import MetaArray
 from .gemm import matmul
 
 
@@ -35,4 +36,9 @@ def linear_backward(g, saved, needs=(True, True, True)):
     return dx, dw, db
 
 
-linear = Primitive("linear", linear_forward, linear_backward)
+def linear_meta(x, weight, bias=None) -> MetaArray:
+    """``(*, in) -> (*, out)``."""
+    return MetaArray(x.shape[:-1] + (weight.shape[0],), x.dtype)
+
+
+linear = Primitive("linear", linear_forward, linear_backward, linear_meta)

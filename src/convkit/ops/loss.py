@@ -39,6 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import Primitive, workspace
+from .meta import MetaArray
 from .activation import LANES, exp, row_dot, row_exp_sum, rows, unrows
 from .jit import flat, kernel, parallel_spans, prange
 
@@ -410,7 +411,18 @@ def soft_cross_entropy_backward(g, saved: _SoftSaved, needs=(True, True, False))
     return (unrows(dx, s.shape, 1) if needs[0] else None), (unrows(dt, s.shape, 1) if needs[1] else None), None
 
 
-mse_loss = Primitive("mse_loss", mse_loss_forward, mse_loss_backward)
-nll_loss = Primitive("nll_loss", nll_loss_forward, nll_loss_backward)
-cross_entropy = Primitive("cross_entropy", cross_entropy_forward, cross_entropy_backward)
-soft_cross_entropy = Primitive("soft_cross_entropy", soft_cross_entropy_forward, soft_cross_entropy_backward)
+def loss_meta(x, target, weight=None, *, reduction: str, **options) -> MetaArray:
+    """A scalar, or for ``reduction='none'`` one loss per item: ``target``'s shape (``mse_loss``: the
+    elements; the class-index losses: ``(N, d...)``; ``soft_cross_entropy``: ``x`` without its class axis)."""
+    if reduction != "none":
+        return MetaArray((), x.dtype)
+    if target.shape == x.shape and options:
+        return MetaArray(x.shape[:1] + x.shape[2:], x.dtype)
+    return MetaArray(target.shape, x.dtype)
+
+
+mse_loss = Primitive("mse_loss", mse_loss_forward, mse_loss_backward, loss_meta)
+nll_loss = Primitive("nll_loss", nll_loss_forward, nll_loss_backward, loss_meta)
+cross_entropy = Primitive("cross_entropy", cross_entropy_forward, cross_entropy_backward, loss_meta)
+soft_cross_entropy = Primitive("soft_cross_entropy", soft_cross_entropy_forward, soft_cross_entropy_backward,
+                                loss_meta)

@@ -91,6 +91,7 @@ import numba
 import numpy as np
 
 from . import Primitive, workspace
+from .meta import same
 from .activation import rectified_grad, rectify
 from .jit import kernel, prange
 
@@ -605,7 +606,7 @@ def group_norm_backward(g, saved: NormSaved, needs=(True, True, True)):
     return _backward(g, saved, needs)
 
 
-batch_norm = Primitive("batch_norm", batch_norm_forward, batch_norm_backward)
-instance_norm = Primitive("instance_norm", instance_norm_forward, instance_norm_backward)
-layer_norm = Primitive("layer_norm", layer_norm_forward, layer_norm_backward)
-group_norm = Primitive("group_norm", group_norm_forward, group_norm_backward)
+batch_norm = Primitive("batch_norm", batch_norm_forward, batch_norm_backward, same)
+instance_norm = Primitive("instance_norm", instance_norm_forward, instance_norm_backward, same)
+layer_norm = Primitive("layer_norm", layer_norm_forward, layer_norm_backward, same)
+group_norm = Primitive("group_norm", group_norm_forward, group_norm_backward, same)

@@ -40,6 +40,7 @@ import math
 import numpy as np
 
 from . import Primitive, workspace
+from .meta import MetaArray
 from .jit import kernel, prange
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -186,4 +187,10 @@ def pad_backward(g: np.ndarray, saved, needs=(True,)):
     return (dx,)
 
 
-pad = Primitive("pad", pad_forward, pad_backward)
+def pad_meta(x, *, pads, mode="zeros", value=0.0) -> MetaArray:
+    """``(..., n_1, ..., n_k) -> (..., n_1 + lo_1 + hi_1, ...)``."""
+    lead = x.ndim - len(pads)
+    return MetaArray(x.shape[:lead] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[lead:], pads)), x.dtype)
+
+
+pad = Primitive("pad", pad_forward, pad_backward, pad_meta)

@@ -57,6 +57,7 @@ import math
 import numpy as np
 
 from . import Primitive, workspace
+from .meta import MetaArray
 from .jit import kernel, prange
 
 
@@ -456,7 +457,28 @@ def global_avg_pool_backward(g, saved, needs=(True,)):
     return (spread_windows(g, shape, tables, divisors, 0),)
 
 
-max_pool = Primitive("max_pool", max_pool_forward, max_pool_backward)
-avg_pool = Primitive("avg_pool", avg_pool_forward, avg_pool_backward)
-max_unpool = Primitive("max_unpool", max_unpool_forward, max_unpool_backward)
-global_avg_pool = Primitive("global_avg_pool", global_avg_pool_forward, global_avg_pool_backward)
+def max_pool_meta(x, *, kernel, stride, padding, dilation, ceil_mode) -> MetaArray:
+    """``(N, C, *n) -> (N, C, *o)``, ``o`` from ``pool_geometry``."""
+    out, _ = pool_geometry(tuple(x.shape[2:]), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation),
+                           ceil_mode)
+    return MetaArray(x.shape[:2] + tuple(out), x.dtype)
+
+
+def avg_pool_meta(x, *, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override) -> MetaArray:
+    return max_pool_meta(x, kernel=kernel, stride=stride, padding=padding, dilation=(1,) * len(kernel),
+                         ceil_mode=ceil_mode)
+
+
+def max_unpool_meta(x, indices, *, output_size) -> MetaArray:
+    return MetaArray(x.shape[:2] + tuple(output_size), x.dtype)
+
+
+def global_avg_pool_meta(x) -> MetaArray:
+    return MetaArray(x.shape[:2] + (1,) * (x.ndim - 2), x.dtype)
+
+
+max_pool = Primitive("max_pool", max_pool_forward, max_pool_backward, max_pool_meta)
+avg_pool = Primitive("avg_pool", avg_pool_forward, avg_pool_backward, avg_pool_meta)
+max_unpool = Primitive("max_unpool", max_unpool_forward, max_unpool_backward, max_unpool_meta)
+global_avg_pool = Primitive("global_avg_pool", global_avg_pool_forward, global_avg_pool_backward,
+                            global_avg_pool_meta)

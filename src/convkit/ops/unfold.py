@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from . import Primitive
+from .meta import MetaArray
 from .windows import fold_columns, unfold as unfold_windows
 
 
@@ -53,5 +54,16 @@ def fold_backward(g, saved, needs=(True,)):
     return (unfold_windows(np.ascontiguousarray(g), kernel, stride, dilation, pads).reshape(shape),)
 
 
-unfold = Primitive("unfold", unfold_forward, unfold_backward)
-fold = Primitive("fold", fold_forward, fold_backward)
+def unfold_meta(x, *, kernel, stride, dilation, pads) -> MetaArray:
+    """``(N, C, *n) -> (N, C*K, L)``, ``L`` the product of the per-axis window counts."""
+    windows = math.prod((n + lo + hi - d * (k - 1) - 1) // s + 1
+                        for n, k, s, d, (lo, hi) in zip(x.shape[2:], kernel, stride, dilation, pads))
+    return MetaArray((x.shape[0], x.shape[1] * math.prod(kernel), windows), x.dtype)
+
+
+def fold_meta(cols, *, size, kernel, stride, dilation, pads) -> MetaArray:
+    return MetaArray((cols.shape[0], cols.shape[1] // math.prod(kernel)) + tuple(size), cols.dtype)
+
+
+unfold = Primitive("unfold", unfold_forward, unfold_backward, unfold_meta)
+fold = Primitive("fold", fold_forward, fold_backward, fold_meta)
