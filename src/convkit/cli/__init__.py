@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-SUBCOMMANDS = ("train", "evaluate", "summary", "symmetry", "explain")
+SUBCOMMANDS = ("train", "evaluate", "summary", "symmetry", "explain", "export")
 INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 143
 
 

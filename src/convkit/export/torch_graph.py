@@ -8,7 +8,7 @@ state_dict keys are the same (``features.0.weight``, ``bn1.running_mean``,
   ``BatchNorm2d``, ``Linear``, ``ReLU``, ``Dropout``, pooling, ...) becomes
   that torch layer, its parameters and buffers copied;
 * every other module becomes a container (``Sequential``, ``ModuleList``,
-  or a plain ``torch.nn.Module``) holding its own parameters and buffers.
+  or ``torch_modules.Container``) holding its own parameters and buffers.
 
 The forward is the traced graph (``walk.Walk``): an op that is the one op
 of a leaf layer's call is a ``call_module`` of that layer (so ``train()`` /
@@ -119,6 +119,8 @@ def _torch_dtype(module, torch):
 
 def _skeleton(model, torch):
     """``model``'s module tree in torch (module docstring), weights copied."""
+    from .torch_modules import Container
+
     layers = _layers(torch)
 
     def convert(m):
@@ -133,7 +135,7 @@ def _skeleton(model, torch):
         elif type(m) is nn.ModuleList:
             twin = torch.nn.ModuleList(children.values())
         else:
-            twin = torch.nn.Module()
+            twin = Container(type(m).__name__)
             for name, c in children.items():
                 twin.add_module(name, c)
         for name, p in m._parameters.items():
