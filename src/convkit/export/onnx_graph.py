@@ -278,7 +278,7 @@ class _Builder:
         self.reduce("ReduceMax", self.value(node.inputs[0]), node, self._axes(node))
 
     def _reshape(self, index, node):
-        shape = self.walk.shape_with_batch(node, node.options["shape"])
+        shape = self.walk.shape_with_batch(node, node.shape)  # the option may hold a -1
         self.add("Reshape", [self.value(node.inputs[0]), self.ints(node, "shape", shape)], node.name)
 
     def _transpose(self, index, node):

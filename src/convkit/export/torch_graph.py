@@ -317,7 +317,7 @@ class _FxBuilder:
         self._reduction(node, self.torch.amax)
 
     def _reshape(self, index, node):
-        shape = tuple(self.walk.shape_with_batch(node, node.options["shape"]))
+        shape = tuple(self.walk.shape_with_batch(node, node.shape))  # the option may hold a -1
         self.done(node, self.call(self.torch.reshape, self.value(node.inputs[0]), shape))
 
     def _transpose(self, index, node):
