@@ -94,10 +94,42 @@ def files(tmp_path_factory):
         out = bad / name
         out.mkdir()
         _craft(checkpoint, out / "checkpoint.safetensors", **change)
+    (bad / "nets.py").write_text(FACTORIES)
+    (bad / "broken.py").write_text("def make(:\n")
     save_model(bad / "no_dataset.safetensors", build("lenet5"), {"model": "lenet5"})
     save_model(bad / "other_model.safetensors", build("conv3-4 pool2 flatten fc10"), {"model": "lenet5"})
     return {"data": data, "other_data": _write_data(root / "other", seed=5), "corrupt": corrupt, "run": run,
             "checkpoint": checkpoint, "model": model, "bad": bad, "root": root}
+
+
+# Users' factories for FILE.py:FACTORY, each wrong in its own way (``bad/nets.py``).
+FACTORIES = """\
+import convkit.nn as nn
+
+
+class Fails(nn.Module):
+    def forward(self, x):
+        return {}["stem"]  # a KeyError: a user's forward may raise anything
+
+
+def five_outputs():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 5))
+
+
+def raises():
+    raise RuntimeError("no model today")
+
+
+def not_a_module():
+    return [nn.Linear(784, 10)]
+
+
+def fails_forward():
+    return Fails()
+
+
+number = 3
+"""
 
 
 def _one_message(err: str) -> bool:
@@ -140,6 +172,11 @@ CASES = [
     ([*T, "--out", "{new}", "conv3-4 pool2 pool2 pool2 pool2 pool2 flatten fc10"], 2),
     ([*T, "--out", "{new}", "--val-fraction", "0.999"], 2),
     ([*T, "--out", "{new}", "--resume", "--weights", "{checkpoint}"], 2),
+    # train: a user's FILE.py:FACTORY (missing, no such function, raises, not a Module, wrong outputs, ...)
+    *[([*T, "--out", "{new}", model], 2) for model in (
+        "{root}/absent.py:make", "{bad}/nets.py:missing", "{bad}/nets.py:number", "{bad}/nets.py:raises",
+        "{bad}/nets.py:not_a_module", "{bad}/nets.py:five_outputs", "{bad}/nets.py:fails_forward",
+        "{bad}/nets.py:2x", "{bad}/broken.py:make")],
     # train: --out
     ([*T, "--out", "{bad}/used"], 2), ([*T, "--out", "{bad}/a_file"], 2), ([*T, "--out", "{bad}/a_file/sub"], 1),
     # train: data and weights files
@@ -176,6 +213,10 @@ CASES = [
     (["explain"], 2), (["explain", "bogus-topic"], 2), (["explain", "conv2d"], 2),
     (["explain", "conv2d", "--input", "1 2; 3", "--kernel", "1"], 2),
     (["explain", "conv2d", "--input", "1 2; 3 4", "--kernel", "x"], 2),
+    (["explain", "output-size"], 2), (["explain", "output-size", "--spec", "conv3", "--model", "lenet5"], 2),
+    (["explain", "output-size", "--model", "{bad}/nets.py:raises"], 2),
+    (["explain", "receptive-field", "--model", "{root}/absent.py:make"], 2),
+    (["summary", "{bad}/broken.py:make"], 2), (["symmetry", "{bad}/nets.py:not_a_module"], 2),
 ]
 
 

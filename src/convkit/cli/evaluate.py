@@ -3,7 +3,10 @@
 The file names its model, dataset and input size; the model is rebuilt
 from them, given the file's weights, and run on the test split (or
 ``--split train``) of the dataset, fitted to the input size the model was
-trained on. Exit codes: 0 done, 1 failure (missing or unusable file or
+trained on. A model trained from ``FILE.py:FACTORY`` is rebuilt by that
+factory, from the file the model file records, and only while the file's
+SHA-256 is the recorded one (a missing or changed file: one line, exit 2).
+Exit codes: 0 done, 1 failure (missing or unusable file or
 data), 2 usage error.
 """
 
@@ -31,7 +34,8 @@ def register(subparsers) -> None:
         "evaluate", help="evaluate a saved model or checkpoint",
         description="Print the accuracy and confusion matrix of a model.safetensors or checkpoint.safetensors "
                     "written by convkit train.")
-    e.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a model or checkpoint file")
+    e.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a model or checkpoint file written by convkit train (one trained "
+                                                        "from FILE.py:FACTORY runs that file again)")
     e.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")
     e.add_argument("--split", choices=("test", "train"), default="test", help="default: test")
     e.add_argument("--data-dir", type=Path, metavar="DIR", help="directory holding the dataset's IDX files")
@@ -68,7 +72,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     fitting = checked_settings(args.checkpoint, {**LATER_SETTINGS,
                                                  **{k: settings[k] for k in LATER_SETTINGS if k in settings}})
     size = fitting["input_size"]
-    model = build_model(settings["model"], args.max_parameters, args.checkpoint, size)
+    model = build_model(settings["model"], args.max_parameters, checkpoint, size)[0]
     check_outputs(model, settings["model"], CLASSES, args.checkpoint, size)
     try:
         checkpoint.restore(model)

@@ -10,6 +10,7 @@ Examples::
 
     convkit explain conv2d --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1" --grad
     convkit explain output-size --spec "conv3-10 pool2" --input 1x28x28
+    convkit explain receptive-field --model my_nets.py:make_net --input 1x28x28
     convkit explain maxpool --input "1 3 0 1; 2 4 1 5; 0 1 2 2; 1 0 3 1" --kernel-size 2
     convkit explain conv2d --input "1 2 3; 4 5 6; 7 8 9" --kernel "1 0; 0 -1" --format html -o conv.html
 
@@ -149,7 +150,12 @@ def topic_explanations(args) -> list:
     if topic == "fft":
         return [explain.fftconvolve(_array(args, "input", "--input"), _array(args, "weight", "--kernel"), args.mode)]
     fn = explain.output_size if topic == "output-size" else explain.receptive_field
-    return [fn(args.spec, args.input)]
+    if args.spec is not None:
+        return [fn(args.spec, args.input)]
+    from ..models.budget import DEFAULT_MAX_PARAMETERS
+    from .models import load_model
+
+    return [fn(load_model(args.model, args.input, None, DEFAULT_MAX_PARAMETERS), args.input)]
 
 
 def run(args) -> int:
@@ -278,7 +284,12 @@ def register(subparsers) -> None:
     p.add_argument("--mode", choices=("full", "valid", "same"), default="full", help="default full")
     for name, what in (("output-size", "the output shape of every layer"),
                        ("receptive-field", "the receptive field of every layer")):
-        p = topic(name, f"{what} of a network spec, formula by formula")
-        p.add_argument("--spec", required=True, help="a network spec, e.g. 'conv3-10 pool2 conv3-10 pool2 flatten fc3'")
+        p = topic(name, f"{what} of a network spec or model, formula by formula")
+        network = p.add_mutually_exclusive_group(required=True)
+        network.add_argument("--spec", help="a network spec, e.g. 'conv3-10 pool2 conv3-10 pool2 flatten fc3'")
+        network.add_argument("--model", metavar="MODEL",
+                             help="a model as convkit summary takes it: a built-in name (lenet5, ...), "
+                                  "FILE.py:FACTORY (runs FILE.py, calls FACTORY()) or a model.safetensors "
+                                  "written by convkit train; its leaf layers are taken in registration order")
         p.add_argument("--input", "-i", type=_shape, default=(1, 28, 28), help="one sample's shape C×H×W "
                                                                               "(default 1x28x28)")

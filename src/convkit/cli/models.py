@@ -1,36 +1,172 @@
 """How the command line names a model: a built-in name, a spec string, ``FILE.py:FACTORY`` or a trained file.
 
-``load_model`` is shared by ``convkit summary`` and ``convkit symmetry``:
+``load_model`` is shared by ``convkit summary``, ``convkit symmetry`` and
+``convkit explain output-size|receptive-field --model``; ``convkit train``
+and ``convkit evaluate`` build factories with ``from_factory``:
 
 * a built-in name or a spec string: ``convkit.models.build``, sized before
   any weight is allocated (``max_parameters``);
-* ``FILE.py:FACTORY``: the user's own module, ``FACTORY()`` called (their
-  code runs: any error it raises is reported in one line);
+* ``FILE.py:FACTORY``: the user's own file is run (their code runs: any
+  error it raises is reported in one line) and ``FACTORY()`` is called. It
+  is called with no arguments, except that a factory declaring a parameter
+  ``num_classes`` gets the number of classes (when the command knows it:
+  ``convkit train`` and trained files always, ``convkit summary`` with
+  ``--num-classes``) and one declaring ``input_size`` gets one sample's
+  shape ``(C, H, W)``, as ``convkit.models.build`` takes them. It must
+  return a ``convkit.nn.Module``. The parameter budget does not apply: the
+  factory's own code allocates the model;
 * a ``.safetensors`` model or checkpoint written by ``convkit train``: the
   model it names, built for ``input_size`` and its classes, with its
-  trained weights.
+  trained weights. A model trained from a factory is rebuilt by that
+  factory: the file records the path as it was given (a relative one is
+  taken from the current directory), the function's name and the SHA-256
+  of the file's bytes, and the factory is run only while the file holds
+  exactly those bytes (``Factory``).
 
 Every failure is a ``ValueError`` whose message names the argument.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
+import inspect
+import sys
+import types
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["load_model"]
+__all__ = ["Factory", "FactoryChanged", "factory_reference", "from_factory", "load_model", "recorded_factory"]
 
 
 def load_model(model: str, input_size: tuple[int, ...], num_classes: int | None, max_parameters: int):
     """The model named by ``model`` (module docstring), for inputs of ``input_size`` ``(C, H, W)``."""
-    path, sep, factory = model.rpartition(":")
-    if sep and path.endswith(".py"):
-        return _from_file(Path(path), factory)
+    if factory_reference(model) is not None:
+        try:
+            return from_factory(model, input_size, num_classes)[0]
+        except ValueError as err:
+            raise ValueError(f"MODEL {err}") from None
     if model.endswith(".safetensors"):
         return _trained(Path(model), input_size, max_parameters)
     from ..models import build
 
     return build(model, input_size=input_size, num_classes=num_classes, max_parameters=max_parameters)
+
+
+def factory_reference(model: str) -> tuple[str, str] | None:
+    """``(path, function)`` when ``model`` is ``FILE.py:FACTORY`` (split at the last ``:``), else None."""
+    path, sep, name = model.rpartition(":")
+    return (path, name) if sep and path.endswith(".py") else None
+
+
+@dataclass(frozen=True)
+class Factory:
+    """Where a model built by a user's factory came from; ``record()`` is what a trained file stores.
+
+    Attributes:
+        path (str): the file's path as given on the command line.
+        function (str): the factory's name in the file.
+        sha256 (str): SHA-256 of the file's bytes (64 hex digits), the bytes that were run.
+    """
+
+    path: str
+    function: str
+    sha256: str
+
+    def record(self) -> dict:
+        return {"path": self.path, "function": self.function, "sha256": self.sha256}
+
+
+class FactoryChanged(ValueError):
+    """The factory's file no longer holds the bytes a trained model was built from."""
+
+
+def recorded_factory(config: dict, source: Path) -> Factory:
+    """The ``factory`` record in the config of the trained file ``source``; ValueError naming the field if unusable."""
+    record = config.get("factory")
+    fields = ("path", "function", "sha256")
+    if (not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in fields)
+            or len(record["sha256"]) != 64):
+        shown = repr(record) if len(repr(record)) <= 60 else repr(record)[:57] + "..."
+        raise ValueError(f"{source} is corrupt: config field 'factory' is {shown}; expected the path, function "
+                         "and SHA-256 of the factory the model was trained from")
+    if f"{record['path']}:{record['function']}" != config.get("model"):
+        raise ValueError(f"{source} is corrupt: config field 'factory' names {record['path']}:{record['function']}, "
+                         f"field 'model' {config.get('model')!r}")
+    return Factory(record["path"], record["function"], record["sha256"])
+
+
+def from_factory(model: str, input_size: tuple[int, ...], num_classes: int | None,
+                 expected: Factory | None = None):
+    """``(module, Factory)``: the model ``FILE.py:FACTORY`` builds, and where it came from.
+
+    The file's bytes are read once, hashed and run from memory (so what is
+    recorded is what ran; no ``__pycache__`` is written beside it). With
+    ``expected`` (a trained file's record), a file whose SHA-256 differs
+    raises ``FactoryChanged`` before anything is run. Messages start with
+    ``FILE.py:FACTORY: ``.
+    """
+    from ..nn import Module
+
+    path, name = factory_reference(model)
+    if not name.isidentifier():
+        raise ValueError(f"{model}: after the ':' comes the name of a function in the file, got {name!r}")
+    try:
+        source = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{model}: no such file {path!r}") from None
+    except OSError as err:
+        raise ValueError(f"{model}: cannot read {path!r}: {err.strerror or err}") from None
+    factory = Factory(path, name, hashlib.sha256(source).hexdigest())
+    if expected is not None and factory.sha256 != expected.sha256:
+        raise FactoryChanged(f"{model}: {path} has changed since the model was trained from it (SHA-256 "
+                             f"{expected.sha256[:12]}... then, {factory.sha256[:12]}... now)")
+    build = _function(model, path, name, source, factory.sha256)
+    try:
+        net = build(**_arguments(build, input_size, num_classes))
+    except Exception as err:  # the user's own code: report it in one line, whatever it raised
+        raise ValueError(f"{model}: {name}() raised {_one_line(err)}") from None
+    if not isinstance(net, Module):
+        raise ValueError(f"{model}: {name}() returned {type(net).__name__}, not a convkit.nn.Module")
+    return net, factory
+
+
+def _function(model: str, path: str, name: str, source: bytes, sha256: str):
+    """Function ``name`` of the file ``path`` (its bytes ``source``), run as a module named after its hash.
+
+    The module is entered in ``sys.modules`` so that code that looks itself
+    up there (dataclasses, for one) works as in an imported file.
+    """
+    module_name = f"convkit_factory_{sha256[:16]}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        module = types.ModuleType(module_name)
+        module.__file__ = str(Path(path).resolve())
+        sys.modules[module_name] = module
+        try:
+            exec(compile(source, path, "exec"), module.__dict__)
+        except Exception as err:  # the user's own code, as above
+            del sys.modules[module_name]
+            raise ValueError(f"{model}: running {path} raised {_one_line(err)}") from None
+    build = getattr(module, name, None)
+    if not callable(build):
+        raise ValueError(f"{model}: {path} defines no function {name}()")
+    return build
+
+
+def _one_line(err: BaseException) -> str:
+    """``TypeName: message`` on one line (the message's line breaks and runs of spaces made single spaces)."""
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def _arguments(build, input_size: tuple[int, ...], num_classes: int | None) -> dict:
+    """The keyword arguments ``build`` declares among ``num_classes`` and ``input_size`` (module docstring)."""
+    try:
+        parameters = inspect.signature(build).parameters
+    except (TypeError, ValueError):  # a callable without a signature Python can read: called bare
+        return {}
+    named = {k for k, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    offered = {"input_size": tuple(input_size), "num_classes": num_classes}
+    return {k: v for k, v in offered.items() if k in named and v is not None}
 
 
 def _trained(path: Path, input_size: tuple[int, ...], max_parameters: int):
@@ -45,30 +181,13 @@ def _trained(path: Path, input_size: tuple[int, ...], max_parameters: int):
     if not isinstance(spec, str) or not isinstance(classes, list):
         raise ValueError(f"MODEL {path}: the file does not name its model and classes (config fields 'model' and "
                          f"'classes'); give a file written by convkit train")
-    net = build(spec, input_size=input_size, num_classes=len(classes), max_parameters=max_parameters)
+    if factory_reference(spec) is not None:
+        expected = recorded_factory(checkpoint.config, path)
+        try:
+            net = from_factory(spec, input_size, len(classes), expected)[0]
+        except ValueError as err:
+            raise ValueError(f"MODEL {path}: trained from {err}") from None
+    else:
+        net = build(spec, input_size=input_size, num_classes=len(classes), max_parameters=max_parameters)
     checkpoint.restore(net)
     return net
-
-
-def _from_file(path: Path, factory: str):
-    from ..nn import Module
-
-    if not path.is_file():
-        raise ValueError(f"MODEL {path}:{factory}: no such file {str(path)!r}")
-    if not factory.isidentifier():
-        raise ValueError(f"MODEL {path}:{factory}: after the ':' comes the name of a function in the file, "
-                         f"got {factory!r}")
-    spec = importlib.util.spec_from_file_location(f"convkit_cli_model_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        build = getattr(module, factory, None)
-        if not callable(build):
-            raise ValueError(f"{path} defines no function {factory}()")
-        model = build()
-    except Exception as err:  # the user's own code: report it in one line, whatever it raised
-        raise ValueError(f"MODEL {path}:{factory}: {type(err).__name__}: {err}") from None
-    if not isinstance(model, Module):
-        raise ValueError(f"MODEL {path}:{factory}: {factory}() returned {type(model).__name__}, "
-                         f"not a convkit.nn.Module")
-    return model

@@ -1,9 +1,17 @@
 """The model of a ``convkit train`` or ``convkit evaluate`` run: built from its name, checked, given weights.
 
 A model is named by a built-in name or a spec string
-(``convkit.models.build``), for ``size`` x ``size`` grey images and ten
-classes. Before a run starts, one blank image goes through it: it must
-run, and give one output per class.
+(``convkit.models.build``), or by ``FILE.py:FACTORY``, a function in the
+user's file (``cli.models.from_factory``: called with no arguments, or
+with ``num_classes=10`` and ``input_size=(1, size, size)`` where it
+declares them), for ``size`` x ``size`` grey images and ten classes.
+Before a run starts, one blank image goes through it: it must run, and
+give one output per class.
+
+A factory's model records where it came from (``config["factory"]``: the
+path as given, the function, the SHA-256 of the file's bytes); a resumed
+run and ``convkit evaluate`` rebuild it only from the same bytes, and say
+in one line (exit 2) when the file is missing or has changed.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ import numpy as np
 from .. import get_default_dtype
 from ..autograd import no_grad
 from ..models import build
+from ..nn import Module
 from ..train import Checkpoint, load_checkpoint
 from .failure import Exit
+from .models import FactoryChanged, factory_reference, from_factory, recorded_factory
 from .run_settings import CLASSES, IMAGE
 
 
@@ -30,21 +40,48 @@ def load_file(path: Path, purpose: str) -> Checkpoint:
         raise Exit(str(exc), 1) from None
 
 
-def build_model(spec, max_parameters: int, source: Path | None = None, size: int = IMAGE):
-    """The model named by ``spec`` for ``size`` x ``size`` grey images and ten classes.
+def build_model(spec, max_parameters: int, source: Checkpoint | None = None,
+                size: int = IMAGE) -> tuple[Module, dict | None]:
+    """The model named by ``spec`` for ``size`` x ``size`` grey images and ten classes, and its factory's record.
 
-    A bad spec is a usage error (exit 2), or with ``source`` (the file that
-    named it) a failure of that file (exit 1).
+    The record (None for a built-in or spec) goes into the run's config. A
+    bad spec is a usage error (exit 2), or with ``source`` (the file that
+    named it) a failure of that file (exit 1). A factory's problems are
+    usage errors (exit 2): the file and its code are the user's.
     """
+    if factory_reference(spec) is not None:
+        return _from_factory(spec, source, size)
     try:
-        return build(spec, input_size=(1, size, size), num_classes=CLASSES, max_parameters=max_parameters)
+        model = build(spec, input_size=(1, size, size), num_classes=CLASSES, max_parameters=max_parameters)
     except (ValueError, TypeError) as exc:
         first, *rest = str(exc).split("\n")  # a spec error shows the spec and a caret below its first line
         if size == IMAGE and ("too small" in first or "at least 32x32" in first):
             first += " (--input-size N trains on N x N images: the 28 x 28 ones padded or resized)"
         message = "\n".join([first, *rest])
-        raise Exit(f"{source}: {message}" if source else message, 1 if source else 2) from None
+        raise Exit(f"{source.path}: {message}" if source else message, 1 if source else 2) from None
+    return model, None
 
+
+def _from_factory(spec: str, source: Checkpoint | None, size: int) -> tuple[Module, dict]:
+    """``FILE.py:FACTORY``'s model; from a trained file ``source``, only from the bytes it was trained from."""
+    expected = None
+    if source is not None:
+        try:
+            expected = recorded_factory(source.config, source.path)
+        except ValueError as exc:
+            raise Exit(str(exc), 1) from None
+    try:
+        model, factory = from_factory(spec, (1, size, size), CLASSES, expected)
+    except FactoryChanged as exc:
+        raise Exit(f"{source.path} was trained from {exc}; restore the file it was trained from (or train the "
+                   "changed one as a new run)", 2) from None
+    except ValueError as exc:
+        if source is None:
+            raise Exit(f"MODEL {exc}", 2) from None
+        where = ("; a relative path is taken from the current directory: run from the directory it was trained "
+                 "in, or restore the file" if "no such file" in str(exc) else "")
+        raise Exit(f"{source.path} was trained from {exc}{where}", 2) from None
+    return model, factory.record()
 
 def start_from(model, spec: str, weights: str) -> None:
     """Load the model weights of a model or checkpoint file into ``model`` (exit 1 if they do not fit)."""
@@ -56,17 +93,28 @@ def start_from(model, spec: str, weights: str) -> None:
 
 
 def check_outputs(model, spec: str, classes: int, source: Path | None = None, size: int = IMAGE) -> None:
-    """Run one blank image through ``model``: it must give ``classes`` logits (exit 2, or 1 with ``source``)."""
-    code, prefix = (1, f"{source}: ") if source else (2, "")
+    """Run one blank image through ``model``: it must give ``classes`` logits.
+
+    Exit 2, or 1 with ``source`` (the file that named a built-in or spec);
+    a factory's model is the user's code: exit 2, whatever its forward raises.
+    """
+    factory = factory_reference(spec) is not None
+    code, prefix = (1, f"{source}: ") if source and not factory else (2, "")
     model.eval()
     try:
         with no_grad():
             shape = model(np.zeros((1, 1, size, size), dtype=get_default_dtype())).shape
-    except (ValueError, TypeError) as exc:
-        hint = "; VGG-style models need --input-size 32 or more" if size < 32 else ""
-        raise Exit(f"{prefix}model {spec!r} does not run on {size}x{size} grey images: {exc}{hint}", code) from None
+    except Exception as exc:
+        if not (factory or isinstance(exc, (ValueError, TypeError))):
+            raise
+        hint = "; VGG-style models need --input-size 32 or more" if size < 32 and not factory else ""
+        message = " ".join(f"{type(exc).__name__}: {exc}".split()) if factory else exc
+        raise Exit(f"{prefix}model {spec!r} does not run on {size}x{size} grey images: {message}{hint}",
+                   code) from None
     finally:
         model.train()
     if shape != (1, classes):
-        raise Exit(f"{prefix}model {spec!r} gives outputs of shape {shape[1:]} per image, but the dataset has "
-                   f"{classes} classes; end it with fc{classes}", code)
+        fix = (f"make {spec.rpartition(':')[2]}() end with {classes} outputs (it is given num_classes={classes} "
+               "when it declares that parameter)") if factory else f"end it with fc{classes}"
+        raise Exit(f"{prefix}model {spec!r} gives outputs of shape {tuple(shape[1:])} per image, but the dataset "
+                   f"has {classes} classes; {fix}", code)

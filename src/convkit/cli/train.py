@@ -28,6 +28,18 @@ SHA-256 of the splits). ``--weights FILE`` starts a new run from the
 weights of a model or checkpoint file, with any settings: that is how a
 run continues at another learning rate.
 
+``MODEL`` may be ``FILE.py:FACTORY``, the user's own model: FILE.py is run
+and ``FACTORY()`` called, with no arguments, except ``num_classes=10``
+and ``input_size=(1, N, N)`` for the parameters of those names it declares
+(``cli.models``); it must return a ``convkit.nn.Module`` with ten outputs.
+The checkpoint and the model file record the path as given, the
+function's name and the SHA-256 of the file's bytes: ``--resume`` and
+``convkit evaluate`` rebuild the model from the same file (a relative path
+from the current directory) and refuse, in one line with exit 2, a file
+that is missing or has changed. Every problem with the file or its code
+(missing, no such function, not a Module, an exception, the wrong number
+of outputs) is a usage error, exit 2, before anything is created.
+
 Everything that can be checked is checked before anything is created:
 options, ``CONVKIT_CONV_ALGORITHM``, the model (it must give one output
 per class), the validation split, that ``--out`` can be written (before
@@ -115,8 +127,10 @@ def register(subparsers) -> None:
         epilog="Exit codes: 0 done, 1 failure, 2 usage error, 130 interrupted, 143 terminated (resume with "
                "--resume).")
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="a built-in model (lenet5, convnet, vgg11, ...) or a spec string such as "
-                        "'conv3-16 pool2 conv3-32 pool2 flatten fc10' (default: lenet5)")
+                   help="a built-in model (lenet5, convnet, vgg11, ...), a spec string such as "
+                        "'conv3-16 pool2 conv3-32 pool2 flatten fc10', or FILE.py:FACTORY (runs FILE.py and "
+                        "calls FACTORY(), with num_classes=10 and input_size=(1, N, N) if it declares them; "
+                        "--resume and convkit evaluate need the same file again) (default: lenet5)")
     p.add_argument("--dataset", choices=DATASETS, help="default: fashion-mnist")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="directory holding the dataset's IDX files")
     p.add_argument("--download", action="store_true", help="download the dataset if it is not found (SHA-256 verified)")
@@ -168,6 +182,7 @@ class _Job(NamedTuple):
 
     settings: dict
     model: Module
+    factory: dict | None  # where a FILE.py:FACTORY model came from (cli.models.Factory.record), else None
     train_set: Dataset
     test_set: Dataset
     train_loader: DataLoader
@@ -194,7 +209,7 @@ def _train(args: argparse.Namespace) -> int:
         with claim(out) as run:
             checkpoint = load_file(out / CHECKPOINT, "to resume")
             settings = resumed_settings(out, checkpoint, given)
-            job = _prepare(settings, args, checkpoint.path)
+            job = _prepare(settings, args, checkpoint)
             check_same_data(checkpoint, job.train_set, job.test_set)
             return _run(args, run, job, checkpoint)
     settings = new_settings(given)
@@ -208,19 +223,19 @@ def _train(args: argparse.Namespace) -> int:
         return _run(args, run, job, None)
 
 
-def _prepare(settings: dict, args: argparse.Namespace, source: Path | None = None) -> _Job:
+def _prepare(settings: dict, args: argparse.Namespace, checkpoint: Checkpoint | None = None) -> _Job:
     """Build and check the model, load the data, make the loaders.
 
-    Usage errors exit 2 here, or 1 for a model named by the checkpoint ``source``.
+    Usage errors exit 2 here, or 1 for a model named by the resumed ``checkpoint``.
     """
     manual_seed(settings["seed"])
-    model = build_model(settings["model"], args.max_parameters, source, settings["input_size"])
-    check_outputs(model, settings["model"], CLASSES, source, settings["input_size"])
+    model, factory = build_model(settings["model"], args.max_parameters, checkpoint, settings["input_size"])
+    check_outputs(model, settings["model"], CLASSES, checkpoint.path if checkpoint else None, settings["input_size"])
     train_set, test_set = (fitted(load_data(settings["dataset"], split, args.data_dir, args.download), settings)
                            for split in ("train", "test"))
     train_loader, val_loader = train_loaders(train_set, settings)
     test_loader = DataLoader(test_set.images, test_set.labels, EVAL_BATCH, mean=test_set.mean, std=test_set.std)
-    return _Job(settings, model, train_set, test_set, train_loader, val_loader, test_loader)
+    return _Job(settings, model, factory, train_set, test_set, train_loader, val_loader, test_loader)
 
 
 def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Checkpoint | None) -> int:
@@ -230,7 +245,7 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
     scheduler = make_scheduler(optimizer, settings, len(job.train_loader))
     weights = checkpoint.config.get("weights") if checkpoint is not None else args.weights
     config = {**settings, "classes": list(job.train_set.classes),
-              "parameters": sum(p.data.size for p in model.parameters()), "weights": weights,
+              "parameters": sum(p.data.size for p in model.parameters()), "weights": weights, "factory": job.factory,
               "data": {"train": job.train_set.fingerprint(), "test": job.test_set.fingerprint()}}
     start_epoch, history = 0, []
     if checkpoint is not None:
