@@ -98,6 +98,7 @@ def test_a_factory_model_trains_resumes_evaluates_and_is_refused_once_changed(da
 
     # the model file is loadable: convkit evaluate, and load_model as every MODEL argument takes it
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["factory"] == {"path": "nets.py", "function": "make", "sha256": digest}
     assert main(["evaluate", "run/model.safetensors", "--data-dir", str(data_dir), "--format", "json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["model"] == "nets.py:make" and evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"])

@@ -87,6 +87,9 @@ def files(tmp_path_factory):
         "model_number": dict(config=lambda c: _set(c, model=5)),
         "model_huge": dict(config=lambda c: _set(c, model="fc100000 fc100000 fc10")),
         "model_unknown": dict(config=lambda c: _set(c, model="lenet6")),
+        "factory_unrecorded": dict(config=lambda c: _set(c, model="nets.py:make", factory=None)),
+        "factory_other": dict(config=lambda c: _set(c, model="nets.py:make", factory={
+            "path": "other.py", "function": "make", "sha256": "0" * 64})),
         "weights_bad_shape": dict(tensors=lambda t: {**t, "model.0.bias": np.zeros(7, np.float32)}),
         "weights_missing": dict(tensors=lambda t: {k: v for k, v in t.items() if k != "model.0.bias"}),
     }
@@ -194,13 +197,14 @@ CASES = [
     *[([*T, "--out", "{bad}/" + name, "--resume"], 1) for name in (
         "epoch_text", "epoch_past", "history_short", "history_text", "optimizer_list", "scheduler_position",
         "rng_bad", "lr_text", "epochs_zero", "dataset_other", "batch_float", "augment_text", "no_config",
-        "model_unknown", "weights_missing", "weights_bad_shape")],
+        "model_unknown", "factory_unrecorded", "factory_other", "weights_missing", "weights_bad_shape")],
     # evaluate
     (["evaluate"], 2), (["evaluate", "{model}", "--split", "val"], 2), (["evaluate", "{model}", "--batch-size", "0"], 2),
     (["evaluate", "{model}", "--dataset", "cifar10"], 2), (["evaluate", "{bad}/no_dataset.safetensors"], 2),
     (["evaluate", "{root}/absent.safetensors"], 1), (["evaluate", "{bad}/junk.safetensors"], 1),
     (["evaluate", "{bad}/model_number/checkpoint.safetensors", "--data-dir", "{data}"], 1),
     (["evaluate", "{bad}/model_huge/checkpoint.safetensors", "--data-dir", "{data}"], 1),
+    (["evaluate", "{bad}/factory_unrecorded/checkpoint.safetensors", "--data-dir", "{data}"], 1),
     (["evaluate", "{bad}/dataset_other/checkpoint.safetensors", "--data-dir", "{data}"], 1),
     (["evaluate", "{bad}/other_model.safetensors", "--data-dir", "{data}", "--dataset", "fashion-mnist"], 1),
     (["evaluate", "{model}", "--data-dir", "{root}/absent"], 1),

@@ -2,7 +2,9 @@
 
 ``metrics.json`` holds the test accuracy and loss, the confusion matrix
 and per-class accuracy, the per-epoch history, the training seconds, the
-settings, the convkit version, the machine and the thread count. The plots
+settings, the factory a ``FILE.py:FACTORY`` model came from (path,
+function, SHA-256; null for a built-in or spec), the convkit version, the
+machine and the thread count. The plots
 (``curves.png``, ``confusion_matrix.png``, ``misclassified.png``,
 ``filters.png``, ``feature_maps.png``) need matplotlib; without it the run
 says so in one line and succeeds.
@@ -40,7 +42,8 @@ def finish(out: Path, model, config: dict, history: list[dict], test_set, test_l
         "train_seconds": train_seconds, "epochs": len(history), "history": history,
         "classes": list(test_set.classes), "confusion_matrix": matrix.tolist(),
         "per_class_accuracy": [None if math.isnan(v) else v for v in per_class_accuracy(matrix).tolist()],
-        "hyperparameters": settings, "convkit_version": __version__, "machine": machine_info(), "threads": threads,
+        "hyperparameters": settings, "factory": config.get("factory"),
+        "convkit_version": __version__, "machine": machine_info(), "threads": threads,
     }
     with atomic_file(out / METRICS) as f:
         f.write((json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
