@@ -73,6 +73,7 @@ class Factory:
     sha256: str
 
     def record(self) -> dict:
+        """The JSON object stored as ``config["factory"]``: ``path``, ``function``, ``sha256``."""
         return {"path": self.path, "function": self.function, "sha256": self.sha256}
 
 
@@ -113,7 +114,9 @@ def from_factory(model: str, input_size: tuple[int, ...], num_classes: int | Non
     try:
         source = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ValueError(f"{model}: no such file {path!r}") from None
+        where = ("; a relative path is taken from the current directory: run from the directory it was trained "
+                 "in, or restore the file") if expected is not None and not Path(path).is_absolute() else ""
+        raise ValueError(f"{model}: no such file {path!r}{where}") from None
     except OSError as err:
         raise ValueError(f"{model}: cannot read {path!r}: {err.strerror or err}") from None
     factory = Factory(path, name, hashlib.sha256(source).hexdigest())

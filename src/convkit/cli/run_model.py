@@ -76,12 +76,9 @@ def _from_factory(spec: str, source: Checkpoint | None, size: int) -> tuple[Modu
         raise Exit(f"{source.path} was trained from {exc}; restore the file it was trained from (or train the "
                    "changed one as a new run)", 2) from None
     except ValueError as exc:
-        if source is None:
-            raise Exit(f"MODEL {exc}", 2) from None
-        where = ("; a relative path is taken from the current directory: run from the directory it was trained "
-                 "in, or restore the file" if "no such file" in str(exc) else "")
-        raise Exit(f"{source.path} was trained from {exc}{where}", 2) from None
+        raise Exit(f"{source.path} was trained from {exc}" if source else f"MODEL {exc}", 2) from None
     return model, factory.record()
+
 
 def start_from(model, spec: str, weights: str) -> None:
     """Load the model weights of a model or checkpoint file into ``model`` (exit 1 if they do not fit)."""
