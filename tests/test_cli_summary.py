@@ -87,8 +87,9 @@ def test_input_too_small_for_a_layer(tmp_path, capsys):
                       "    return nn.Sequential(nn.Conv2d(1, 8, 5), nn.MaxPool2d(2), nn.Conv2d(8, 8, 5))\n")
     assert main(["summary", f"{source}:net", "--input", "1x12x12"]) == 2
     err = capsys.readouterr().err
-    assert err == ("convkit summary: error: summary: 2 (Conv2d) received shape (8, 4, 4) from 1 (MaxPool2d): "
-                   "the kernel spans 5 positions (k=5, dilation=1) but the padded input has 4 (n=4, padding=(0, 0))\n")
+    assert err == ("convkit summary: error: summary: layer 2 (Conv2d), given an input of shape (2, 8, 4, 4): conv2d: "
+                   "kernel size 5 (dilated to 5) exceeds the padded input size 4 (input 4 + padding (0, 0)) along "
+                   "spatial axis 0\n")
 
 
 def test_spec_errors_keep_their_caret(capsys):

@@ -248,6 +248,15 @@ class _Recorder:
         self.stack.append(record)
         try:
             out = call(*args, **kwargs)
+        except (ValueError, TypeError) as err:
+            if getattr(err, "_convkit_layer", False):
+                raise
+            given = ", ".join(str(tuple(t.shape)) for t in _tensors(args))
+            kind = ValueError if isinstance(err, ValueError) else TypeError
+            located = kind(f"layer {name or '(the model)'} ({type(module).__name__}), given an input of "
+                                f"shape {given}: {err}")
+            located._convkit_layer = True
+            raise located from None
         finally:
             self.stack.pop()
         record["stop"] = len(self.nodes)

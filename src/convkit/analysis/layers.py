@@ -1,8 +1,10 @@
-"""What each layer does to one sample: output shape, cost and receptive fields, from its settings alone.
+"""What each op of a traced forward pass does to one sample: cost and receptive fields, from its settings.
 
-A rule takes a layer and the ``Flow`` reaching it (the per-sample shape
-without the batch axis, the receptive fields, the layer that produced it) and
-returns a ``Step``. Nothing is computed on data.
+A rule takes a node of ``convkit.trace`` (its op, normalised options and
+output shape) and the ``Flow`` of each of its inputs (the per-sample shape
+without the batch axis and the receptive fields; None for parameters and
+constants) and returns a ``Step``. Nothing is computed on data: the shapes
+are those the ops' own shape rules gave during the trace.
 
 Counts per sample (``convkit.analysis.summary`` states them once for users):
 
@@ -14,10 +16,13 @@ Counts per sample (``convkit.analysis.summary`` states them once for users):
 * ``other_ops``: everything else, one op per element and pass: bias adds
   (1 per output element); batch norm at inference, folded to a scale and a
   shift (2); layer/group/instance norm (5: mean 1, variance 2, normalise 2,
-  plus 2 when affine); ReLU, LeakyReLU, Sigmoid, Tanh (1); Softmax,
+  plus 2 when affine); ReLU, LeakyReLU, Sigmoid, Tanh and the element-wise
+  arithmetic of a merge (add, sub, mul, div: 1 per output element; a sum
+  of ``k`` tensors written ``a + b + c`` is ``k - 1`` adds); Softmax,
   LogSoftmax (3: exponential, sum, divide or subtract); max pooling
   (window size - 1 comparisons per output); average pooling (window size per
-  output: the adds and one divide). Dropout, Flatten and Identity: 0.
+  output: the adds and one divide). Dropout, reshapes, concatenation and
+  Identity: 0 (they move values, or nothing).
 * ``workspace``: elements of the buffer the im2col algorithm builds to turn a
   convolution into one matrix product: ``C_in * prod(k) * prod(out)`` for a
   conv, ``C_out * prod(k) * prod(in)`` (the columns folded back by col2im)
@@ -26,7 +31,11 @@ Counts per sample (``convkit.analysis.summary`` states them once for users):
 Receptive fields (``AxisField``) are those of inference: batch norm in
 training mode mixes the whole batch. Positions are input pixel indices
 along the axis; padding has negative indices or indices past the end, and
-counts towards the field, as in the standard recurrences.
+counts towards the field, as in the standard recurrences. Where paths merge
+(an addition, a concatenation along the channels) a unit's field is the
+union of what each of its inputs sees (``AxisField.union``): a residual
+block's output sees what its convolutions see, the shortcut adding nothing
+wider.
 """
 
 from __future__ import annotations
@@ -35,12 +44,9 @@ import functools
 import math
 from dataclasses import dataclass
 
-from .. import nn
-from ..ops._args import normalize_dim, ntuple
 from ..ops.adaptive_pooling import adaptive_windows
-from . import arithmetic
 
-__all__ = ["AxisField", "Flow", "Step", "rule_for", "field_note"]
+__all__ = ["AxisField", "Flow", "Step", "RULES", "field_note", "rule_for"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,20 @@ class AxisField:
         start, stop = adaptive_windows(n, o)
         return self.gather(lambda q: range(int(start[q]), int(stop[q])), o // g, n // g)
 
+    def union(self, other: AxisField) -> AxisField | None:
+        """Unit ``u`` sees what it sees here and in ``other`` (the first to the last position of both);
+        None when the two do not repeat with the same jump (no periodic description exists)."""
+        period = self.period * other.period // math.gcd(self.period, other.period)
+        shift = self.shift * (period // self.period)
+        if other.shift * (period // other.period) != shift:
+            return None
+        lo, hi = [], []
+        for q in range(period):
+            seen = [b for b in (self.bounds(q), other.bounds(q)) if b is not None]
+            lo.append(min(b[0] for b in seen) if seen else None)
+            hi.append(max(b[1] for b in seen) if seen else None)
+        return AxisField(tuple(lo), tuple(hi), shift)
+
     def _seeing(self) -> list[int]:
         return [q for q in range(self.period) if self.lo[q] is not None]
 
@@ -152,80 +172,23 @@ def _number(x: float) -> int | float:
 
 @dataclass(frozen=True)
 class Flow:
-    """What reaches a layer: one sample's shape, its receptive fields (one ``AxisField`` per
-    axis after the channel axis; None once a layer has mixed all positions) and its producer."""
+    """A value reaching an op: one sample's shape and its receptive fields (one ``AxisField`` per
+    axis after the channel axis; None once an op has mixed all positions)."""
 
     shape: tuple[int, ...]
     fields: tuple[AxisField, ...] | None
-    source: str
 
 
 @dataclass(frozen=True)
 class Step:
-    """What a layer produces and costs for one sample (counts as in the module docstring)."""
+    """The receptive fields of an op's output and what it costs for one sample (counts as in the module
+    docstring)."""
 
-    shape: tuple[int, ...]
     fields: tuple[AxisField, ...] | None
     macs: int = 0
     other_ops: int = 0
     workspace: int = 0
     note: str = ""
-
-
-def _expect_ndim(x: Flow, nsp: int, layout: str) -> None:
-    if len(x.shape) != nsp + 1:
-        raise ValueError(f"expects one sample of shape ({layout}), got {len(x.shape)} axes")
-
-
-def _expect_channels(x: Flow, expected: int, what: str) -> None:
-    if x.shape[0] != expected:
-        raise ValueError(f"expects {expected} input channels ({what}), got {x.shape[0]}")
-
-
-def _per_axis(x: Flow, make) -> tuple[AxisField, ...] | None:
-    """``make(axis, field)`` for every spatial axis, or None when the fields are already lost."""
-    return None if x.fields is None else tuple(make(a, f) for a, f in enumerate(x.fields))
-
-
-_LAYOUTS = {1: "C, L", 2: "C, H, W", 3: "C, D, H, W"}
-
-
-def _conv(m, x: Flow, nsp: int) -> Step:
-    _expect_ndim(x, nsp, _LAYOUTS[nsp])
-    _expect_channels(x, m.in_channels, "in_channels")
-    if isinstance(m.padding, str):
-        pads = (tuple(arithmetic.same_padding(k, d) for k, d in zip(m.kernel_size, m.dilation))
-                if m.padding == "same" else ((0, 0),) * nsp)
-    else:
-        pads = tuple((p, p) for p in m.padding)
-    out = tuple(arithmetic.conv_output_size(n, k, s, pad, d)
-                for n, k, s, pad, d in zip(x.shape[1:], m.kernel_size, m.stride, pads, m.dilation))
-    kernel = math.prod(m.kernel_size)
-    positions = m.out_channels * math.prod(out)
-    return Step(
-        shape=(m.out_channels,) + out,
-        fields=_per_axis(x, lambda a, f: f.window(m.kernel_size[a], m.stride[a], m.dilation[a], pads[a][0])),
-        macs=positions * (m.in_channels // m.groups) * kernel,
-        other_ops=positions if m.bias is not None else 0,
-        workspace=m.in_channels * kernel * math.prod(out),
-    )
-
-
-def _conv_transpose(m, x: Flow, nsp: int) -> Step:
-    _expect_ndim(x, nsp, _LAYOUTS[nsp])
-    _expect_channels(x, m.in_channels, "in_channels")
-    out = tuple(arithmetic.conv_transpose_output_size(n, k, s, p, op, d)
-                for n, k, s, p, op, d in zip(x.shape[1:], m.kernel_size, m.stride, m.padding,
-                                             m.output_padding, m.dilation))
-    kernel = math.prod(m.kernel_size)
-    inputs = math.prod(x.shape[1:])
-    return Step(
-        shape=(m.out_channels,) + out,
-        fields=_per_axis(x, lambda a, f: f.transposed(m.kernel_size[a], m.stride[a], m.dilation[a], m.padding[a])),
-        macs=m.in_channels * inputs * (m.out_channels // m.groups) * kernel,
-        other_ops=m.out_channels * math.prod(out) if m.bias is not None else 0,
-        workspace=m.out_channels * kernel * inputs,
-    )
 
 
 def field_note(fields) -> str:
@@ -246,159 +209,173 @@ def field_note(fields) -> str:
     return "non-uniform field: " + "; ".join(parts)
 
 
-def _pool(m, x: Flow, nsp: int, kind: str) -> Step:
-    _expect_ndim(x, nsp, _LAYOUTS[nsp])
-    if kind == "max" and m.return_indices:
-        raise ValueError("returns (values, indices) with return_indices=True; a chain passes one tensor on")
-    kernel = ntuple(m.kernel_size, nsp, "kernel_size", type(m).__name__)
-    stride = ntuple(m.stride, nsp, "stride", type(m).__name__)
-    padding = ntuple(m.padding, nsp, "padding", type(m).__name__, minimum=0)
-    dilation = ntuple(getattr(m, "dilation", 1), nsp, "dilation", type(m).__name__)
-    out = tuple(arithmetic.pool_output_size(n, k, s, p, d, m.ceil_mode)
-                for n, k, s, p, d in zip(x.shape[1:], kernel, stride, padding, dilation))
-    outputs = x.shape[0] * math.prod(out)
-    window = math.prod(kernel)
+def _per_axis(x: Flow, make) -> tuple[AxisField, ...] | None:
+    """``make(axis, field)`` for every spatial axis, or None when the fields are already lost."""
+    return None if x.fields is None else tuple(make(a, f) for a, f in enumerate(x.fields))
+
+
+def _numel(node) -> int:
+    """Elements of the node's output for one sample."""
+    return math.prod(node.shape[1:])
+
+
+def _conv(node, inputs, weight_shape) -> Step:
+    x, o = inputs[0], node.options
+    kernel = weight_shape[2:]
+    out = node.shape[2:]
+    positions = math.prod(node.shape[1:])
     return Step(
-        shape=(x.shape[0],) + out,
-        fields=_per_axis(x, lambda a, f: f.window(kernel[a], stride[a], dilation[a], padding[a])),
-        other_ops=outputs * (window - 1 if kind == "max" else window),
+        fields=_per_axis(x, lambda a, f: f.window(kernel[a], o["stride"][a], o["dilation"][a], o["pads"][a][0])),
+        macs=positions * weight_shape[1] * math.prod(kernel),
+        other_ops=positions if node.inputs[2] is not None else 0,
+        workspace=x.shape[0] * math.prod(kernel) * math.prod(out),
     )
 
 
-def _adaptive_pool(m, x: Flow, nsp: int, kind: str) -> Step:
-    _expect_ndim(x, nsp, _LAYOUTS[nsp])
-    if kind == "max" and m.return_indices:
-        raise ValueError("returns (values, indices) with return_indices=True; a chain passes one tensor on")
-    size = m.output_size
-    sizes = (size,) * nsp if isinstance(size, int) else tuple(size)
-    if len(sizes) != nsp or not all(v is None or (isinstance(v, int) and v >= 1) for v in sizes):
-        raise ValueError(f"output_size must be an int or {nsp} ints >= 1 or None, got {size!r}")
-    spatial = x.shape[1:]
-    out = tuple(n if v is None else v for v, n in zip(sizes, spatial))
-    elements = math.prod(int((stop - start).sum()) for start, stop in
-                         (adaptive_windows(n, o) for n, o in zip(spatial, out)))
-    ops = x.shape[0] * (elements - (math.prod(out) if kind == "max" else 0))
-    if all(o == 1 for o in out):
-        return Step((x.shape[0],) + out, None, other_ops=ops, note=_GLOBAL)
-    return Step((x.shape[0],) + out, _per_axis(x, lambda a, f: f.adaptive(spatial[a], out[a])), other_ops=ops)
+def _conv_transpose(node, inputs, weight_shape) -> Step:
+    x, o = inputs[0], node.options
+    kernel = weight_shape[2:]
+    in_positions = math.prod(x.shape[1:])
+    out_channels = node.shape[1]
+    return Step(
+        fields=_per_axis(x, lambda a, f: f.transposed(kernel[a], o["stride"][a], o["dilation"][a], o["pads"][a][0])),
+        macs=x.shape[0] * in_positions * weight_shape[1] * math.prod(kernel),
+        other_ops=_numel(node) if node.inputs[2] is not None else 0,
+        workspace=out_channels * math.prod(kernel) * in_positions,
+    )
+
+
+def _pool(node, inputs, kind: str) -> Step:
+    x, o = inputs[0], node.options
+    dilation = o.get("dilation", (1,) * len(o["kernel"]))
+    window = math.prod(o["kernel"])
+    return Step(
+        fields=_per_axis(x, lambda a, f: f.window(o["kernel"][a], o["stride"][a], dilation[a], o["padding"][a])),
+        other_ops=_numel(node) * (window - 1 if kind == "max" else window),
+    )
 
 
 _GLOBAL = "global pooling: every unit sees the whole input, so no field is given from here on"
 
 
-def _global_avg_pool(m, x: Flow) -> Step:
-    _expect_ndim(x, 2, _LAYOUTS[2])
-    shape = (x.shape[0],) if m.flatten else (x.shape[0], 1, 1)
-    return Step(shape, None, other_ops=math.prod(x.shape), note=_GLOBAL)
+def _adaptive_pool(node, inputs, kind: str) -> Step:
+    x = inputs[0]
+    spatial, out = x.shape[1:], node.shape[2:]
+    elements = math.prod(int((stop - start).sum()) for start, stop in
+                         (adaptive_windows(n, m) for n, m in zip(spatial, out)))
+    ops = x.shape[0] * (elements - (math.prod(out) if kind == "max" else 0))
+    if all(m == 1 for m in out):
+        return Step(None, other_ops=ops, note=_GLOBAL)
+    return Step(_per_axis(x, lambda a, f: f.adaptive(spatial[a], out[a])), other_ops=ops)
 
 
-def _batch_norm(m, x: Flow, ndims: tuple[int, ...]) -> Step:
-    if len(x.shape) not in ndims:
-        layouts = " or ".join(f"{n} axes" for n in ndims)
-        raise ValueError(f"expects one sample with {layouts}, got shape with {len(x.shape)}")
-    _expect_channels(x, m.num_features, "num_features")
-    return Step(x.shape, x.fields, other_ops=2 * math.prod(x.shape))
+def _global_avg_pool(node, inputs) -> Step:
+    return Step(None, other_ops=math.prod(inputs[0].shape), note=_GLOBAL)
 
 
-def _sample_norm(x: Flow, affine: bool) -> Step:
+def _sample_norm(node, inputs, affine: bool) -> Step:
     """Layer, group and instance norm: statistics of this sample, so every output also
     depends, through them, on all the positions they are taken over."""
+    x = inputs[0]
     note = "" if not x.fields else "field excludes the per-sample statistics, which see every position"
-    return Step(x.shape, x.fields, other_ops=(7 if affine else 5) * math.prod(x.shape), note=note)
+    return Step(x.fields, other_ops=(7 if affine else 5) * _numel(node), note=note)
 
 
-def _instance_norm(m, x: Flow, nsp: int) -> Step:
-    _expect_ndim(x, nsp, _LAYOUTS[nsp])
-    if m.affine:
-        _expect_channels(x, m.num_features, "num_features")
-    return _sample_norm(x, m.affine)
+def _elementwise(node, inputs, ops: int) -> Step:
+    return Step(inputs[0].fields, other_ops=ops * _numel(node))
 
 
-def _group_norm(m, x: Flow) -> Step:
-    if not x.shape:
-        raise ValueError("expects a channel axis")
-    _expect_channels(x, m.num_channels, "num_channels")
-    return _sample_norm(x, m.affine)
+def _merge(node, inputs, ops: int) -> Step:
+    """Element-wise arithmetic of tensors (a residual addition, a gate): each unit sees the union of
+    what its inputs' units see; a parameter or constant operand adds no field."""
+    flows = [x for x in inputs if x is not None]
+    return Step(_union(flows, node.shape[1:]), other_ops=ops * _numel(node))
 
 
-def _layer_norm(m, x: Flow) -> Step:
-    trailing = x.shape[len(x.shape) - len(m.normalized_shape):]
-    if trailing != m.normalized_shape:
-        raise ValueError(f"normalizes the trailing axes {m.normalized_shape}, but they are {trailing}")
-    return _sample_norm(x, m.elementwise_affine)
+def _union(flows, shape) -> tuple[AxisField, ...] | None:
+    """The fields of a value made from ``flows`` position by position (None if any has none or they
+    have other spatial axes than ``shape``)."""
+    if not flows or any(x.fields is None or len(x.shape) != len(shape) or x.shape[1:] != shape[1:] for x in flows):
+        return None
+    fields = flows[0].fields
+    for x in flows[1:]:
+        merged = tuple(a.union(b) for a, b in zip(fields, x.fields))
+        if any(f is None for f in merged):
+            return None
+        fields = merged
+    return fields
 
 
-def _elementwise(m, x: Flow, ops: int) -> Step:
-    if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
-        normalize_dim(m.dim, len(x.shape) + 1, type(m).__name__)
-    return Step(x.shape, x.fields, other_ops=ops * math.prod(x.shape))
+def _cat(node, inputs) -> Step:
+    """Concatenation: along the channels, each unit sees the union of the inputs' fields; along a
+    spatial axis, positions are no longer one grid and the fields are not given."""
+    axis = node.options["axis"] % len(node.shape)
+    return Step(_union([x for x in inputs if x is not None], node.shape[1:]) if axis == 1 else None)
 
 
-def _flatten(m, x: Flow) -> Step:
-    batched = (1,) + x.shape
-    start = normalize_dim(m.start_dim, len(batched), "Flatten", "start_dim")
-    end = normalize_dim(m.end_dim, len(batched), "Flatten", "end_dim")
-    if start == 0:
-        raise ValueError(f"flattens the batch axis (start_dim={m.start_dim}); summary describes one sample, "
-                         f"so use start_dim=1")
-    if start > end:
-        raise ValueError(f"start_dim={m.start_dim} comes after end_dim={m.end_dim}")
-    shape = batched[1:start] + (math.prod(batched[start:end + 1]),) + batched[end + 1:]
-    return Step(shape, x.fields if shape == x.shape else None)
+def _reshape(node, inputs) -> Step:
+    x = inputs[0]
+    return Step(x.fields if tuple(node.shape[1:]) == x.shape else None)
 
 
-def _linear(m, x: Flow) -> Step:
-    if not x.shape or x.shape[-1] != m.in_features:
-        hint = " (it acts on the last axis: flatten first)" if math.prod(x.shape) == m.in_features else ""
-        raise ValueError(f"expects a last axis of size in_features={m.in_features}{hint}")
-    rows = math.prod(x.shape[:-1])
-    return Step(x.shape[:-1] + (m.out_features,), None, macs=rows * m.in_features * m.out_features,
-                other_ops=rows * m.out_features if m.bias is not None else 0)
+def _pad(node, inputs) -> Step:
+    """Padding shifts the positions by the low pads (what lies in a reflected or circular pad is
+    counted as padding, as the standard recurrences do)."""
+    x, pads = inputs[0], node.options["pads"]
+    lead = len(x.shape) + 1 - len(pads)
+    if lead < 2 or x.fields is None:
+        return Step(None)
+    pads = ((0, 0),) * (lead - 2) + tuple(pads)
+    return Step(tuple(f.window(1, 1, 1, lo) for f, (lo, _) in zip(x.fields, pads)))
 
 
-def _identity(m, x: Flow) -> Step:
-    return Step(x.shape, x.fields)
+def _linear(node, inputs, weight_shape) -> Step:
+    rows = math.prod(node.shape[1:-1])
+    out_features, in_features = weight_shape
+    return Step(None, macs=rows * in_features * out_features,
+                other_ops=rows * out_features if node.inputs[2] is not None else 0)
 
 
-def _build_rules() -> dict[type, object]:
-    rules: dict[type, object] = {}
-    for nsp in (1, 2, 3):
-        def layer(name):
-            return getattr(nn, name.format(nsp))
-        rules[layer("Conv{}d")] = functools.partial(_conv, nsp=nsp)
-        rules[layer("ConvTranspose{}d")] = functools.partial(_conv_transpose, nsp=nsp)
-        rules[layer("MaxPool{}d")] = functools.partial(_pool, nsp=nsp, kind="max")
-        rules[layer("AvgPool{}d")] = functools.partial(_pool, nsp=nsp, kind="avg")
-        rules[layer("AdaptiveMaxPool{}d")] = functools.partial(_adaptive_pool, nsp=nsp, kind="max")
-        rules[layer("AdaptiveAvgPool{}d")] = functools.partial(_adaptive_pool, nsp=nsp, kind="avg")
-        rules[layer("InstanceNorm{}d")] = functools.partial(_instance_norm, nsp=nsp)
-    rules[nn.BatchNorm1d] = functools.partial(_batch_norm, ndims=(1, 2))
-    rules[nn.BatchNorm2d] = functools.partial(_batch_norm, ndims=(3,))
-    rules[nn.BatchNorm3d] = functools.partial(_batch_norm, ndims=(4,))
-    rules[nn.GroupNorm] = _group_norm
-    rules[nn.LayerNorm] = _layer_norm
-    rules[nn.GlobalAvgPool2d] = _global_avg_pool
-    for cls in (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh):
-        rules[cls] = functools.partial(_elementwise, ops=1)
-    for cls in (nn.Softmax, nn.LogSoftmax):
-        rules[cls] = functools.partial(_elementwise, ops=3)
-    rules[nn.Dropout] = _identity
-    rules[nn.Identity] = _identity
-    rules[nn.Flatten] = _flatten
-    rules[nn.Linear] = _linear
-    return rules
+def _other(node, inputs) -> Step:
+    """Any other op (matmul, reductions, transpose, indexing, interpolation...): one op per output
+    element, no field given."""
+    return Step(None, other_ops=_numel(node), note=f"{node.op}: no receptive field is given after it")
 
 
-RULES = _build_rules()
+def _weighted(rule):
+    """A rule that also needs the shape of the node's weight (its second input)."""
+    def run(node, inputs, graph):
+        return rule(node, inputs, graph.shape(node.inputs[1]))
+    return run
 
 
-def rule_for(module):
-    """The rule for ``module``'s class (or the nearest base with one), or None.
+def _plain(rule, **options):
+    return lambda node, inputs, graph: rule(node, inputs, **options)
 
-    None also when the class overrides the base's ``forward``: its settings
-    no longer say what it computes.
-    """
-    for cls in type(module).__mro__:
-        if cls in RULES:
-            return RULES[cls] if type(module).forward is cls.forward else None
-    return None
+
+RULES = {
+    "conv": _weighted(_conv),
+    "conv_transpose": _weighted(_conv_transpose),
+    "linear": _weighted(_linear),
+    "max_pool": _plain(_pool, kind="max"),
+    "avg_pool": _plain(_pool, kind="avg"),
+    "adaptive_max_pool": _plain(_adaptive_pool, kind="max"),
+    "adaptive_avg_pool": _plain(_adaptive_pool, kind="avg"),
+    "global_avg_pool": _plain(_global_avg_pool),
+    "batch_norm": _plain(_elementwise, ops=2),
+    "instance_norm": lambda node, inputs, graph: _sample_norm(node, inputs, node.inputs[1] is not None),
+    "group_norm": lambda node, inputs, graph: _sample_norm(node, inputs, node.inputs[1] is not None),
+    "layer_norm": lambda node, inputs, graph: _sample_norm(node, inputs, node.inputs[1] is not None),
+    **{op: _plain(_elementwise, ops=1) for op in ("relu", "leaky_relu", "sigmoid", "tanh", "neg", "abs")},
+    **{op: _plain(_elementwise, ops=3) for op in ("softmax", "log_softmax")},
+    **{op: _plain(_elementwise, ops=0) for op in ("dropout", "cast")},
+    **{op: _plain(_merge, ops=1) for op in ("add", "sub", "mul", "div")},
+    "cat": _plain(_cat),
+    "reshape": _plain(_reshape),
+    "pad": _plain(_pad),
+}
+
+
+def rule_for(op: str):
+    """The rule of primitive ``op``; ``_other`` for ops without their own."""
+    return RULES.get(op, _plain(_other))

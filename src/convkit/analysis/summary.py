@@ -32,20 +32,17 @@ than LeNet. What is counted, per sample (batch size 1):
   ``Summary.field_of`` gives any unit's exact input span. After global
   pooling, ``Flatten`` or ``Linear`` there is no spatial axis left: None.
 
-Which layers run, in which order: the model's ``forward`` is read, not run.
-Understood are ``nn.Sequential`` (and subclasses keeping its ``forward``),
-the built-in layers, and custom modules whose ``forward`` is a straight
-chain on one input: ``x = self.conv(x)``, nested calls
-``self.pool(F.relu(self.conv(x)))``, ``for layer in self.layers: x = layer(x)``
-over a ModuleList or Sequential, indexing ``self.layers[0](x)``, the
-functions ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``, ``softmax``,
-``log_softmax``, ``dropout``, ``flatten`` and the pooling functions of
-``convkit.functional`` (or ``torch``'s of the same names) with constant
-arguments, and reshapes that flatten each sample (``x.flatten(1)``,
-``x.view(x.size(0), -1)``, ``x.reshape(-1, 400)``). Anything else (branches,
-residual sums, ``if``, calls to other methods) raises ``ValueError`` naming the
-statement: rather no number than a wrong one. A leaf layer without a rule
-also raises, naming it and its class.
+Which ops run, in which order: one ``convkit.trace`` of the forward pass on
+a meta input (a shape, no data), so any ``forward`` is followed, branches,
+residual additions and concatenations included, as it runs for that input
+shape. A row per op: a leaf module that ran one op gives a row named after
+the module (``features.0``, type ``Conv2d``); other ops are named as in the
+trace (``layer1.0.add``, type ``add``). ``depth=k`` folds every module
+call ``k`` levels below the model into one row (a ResNet block), as
+torchinfo's ``depth``. A module called twice gives two rows; its
+parameters are counted at the first. Receptive fields go through merges:
+an addition's or a channel concatenation's units see the union of what
+their inputs see.
 
 >>> import convkit.nn as nn
 >>> net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
@@ -57,23 +54,18 @@ also raises, naming it and its class.
 
 from __future__ import annotations
 
-import ast
-import functools
-import inspect
 import json
 import math
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import functional as F
 from .. import nn
 from ..ops._args import is_int
 from ..tensor import get_default_dtype
-from . import arithmetic
-from .layers import RULES, AxisField, Flow, Step, field_note, rule_for
+from ..trace import Graph, trace
+from .layers import AxisField, Flow, field_note, rule_for
 
 __all__ = ["Row", "Summary", "summary"]
 
@@ -392,30 +384,35 @@ def _markdown(header: list[str], cells: list[list[str]], numeric) -> list[str]:
     return ["| " + " | ".join(row) + " |" for row in (header, rule, *cells)]
 
 
-# ------------------------------------------------------------------ the walk
-def summary(model: nn.Module, input_size: Sequence[int], *, dtype=None) -> Summary:
-    """Per-layer output shapes, parameters, MACs, memory and receptive fields of ``model``.
+# ------------------------------------------------------------------ the rows
+_BATCH = 2  # the traced batch: with 2 samples, an op that mixes the batch axis into others shows
+def summary(model: nn.Module, input_size: Sequence[int], *, dtype=None, depth: int | None = None) -> Summary:
+    """Per-op output shapes, parameters, MACs, memory and receptive fields of ``model``.
 
-    Computed from the layers' settings (see the module docstring for what is
-    counted and which ``forward`` methods are understood); nothing is run.
+    Computed from one ``convkit.trace`` of a meta input (nothing is run;
+    see the module docstring for what is counted).
 
     Args:
-        model (Module): the network.
+        model (Module): the network, any forward (it may be built under
+            ``convkit.nn.meta_init``, without weights).
         input_size (sequence of int): one sample's shape without the batch
             axis, e.g. ``(3, 224, 224)``; the axes after the first are spatial.
         dtype: dtype of the activations, for their bytes. Default: the dtype
             of the model's first parameter (``convkit.get_default_dtype()`` if
             it has none).
+        depth (int | None): fold every module call at this depth below the
+            model into one row (1: the model's children; as torchinfo's
+            ``depth``). Default None: a row per op.
 
     Returns:
         Summary
 
     Raises:
         TypeError: ``model`` is not a Module.
-        ValueError: a bad ``input_size``; an input too small for a layer or a
-            channel mismatch (naming the layer, its class, the shape it
-            received and the layer that produced it); a layer without a rule
-            or a ``forward`` that is not a chain.
+        ValueError: a bad ``input_size`` or ``depth``; any error of the
+            forward pass on that shape (an input too small for a layer, a
+            channel mismatch), naming the module whose call raised it and the
+            shape it received.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"summary: model must be a convkit.nn.Module, got {type(model).__name__}")
@@ -423,334 +420,135 @@ def summary(model: nn.Module, input_size: Sequence[int], *, dtype=None) -> Summa
             or not all(is_int(v) and v >= 1 for v in input_size)):
         raise ValueError(f"summary: input_size must be one sample's shape without the batch axis, "
                          f"positive ints such as (3, 224, 224), got {input_size!r}")
+    if depth is not None and (not is_int(depth) or depth < 1):
+        raise ValueError(f"summary: depth must be a positive int (1: the model's children) or None, got {depth!r}")
     if dtype is None:
         first = next(model.parameters(), None)
         dtype = first.dtype if first is not None else get_default_dtype()
     dtype = np.dtype(dtype)
     size = tuple(int(v) for v in input_size)
-    walker = _Walker(dtype.itemsize)
-    start = Flow(size, tuple(AxisField.identity() for _ in size[1:]), "the input")
-    walker.module(model, "", start)
-    used = walker.used
-    unused = tuple((name or "(model)", sum(p.data.size for p in m._parameters.values() if p is not None))
-                   for name, m in model.named_modules()
-                   if id(m) not in used and any(p is not None for p in m._parameters.values()))
-    buffers = sum(np.asarray(b).nbytes for name, m in model.named_modules() if id(m) in used
-                  for b in m._buffers.values() if b is not None)
-    return Summary(type(model).__name__, size, dtype.name, tuple(walker.rows), buffers, unused)
+    try:
+        graph = trace(model, (_BATCH,) + size)
+    except (ValueError, TypeError, NotImplementedError) as err:
+        raise ValueError(f"summary: {str(err).removeprefix('trace: ')}") from None
+    for node in graph.nodes:
+        if node.shape[:1] != (_BATCH,):
+            raise ValueError(f"summary: {node.name} ({node.op}) turns a batch of {_BATCH} into shape {node.shape}: "
+                             f"it does not keep the batch axis first (flatten from axis 1, reshape "
+                             f"with the batch size first), so it cannot be described per sample")
+    rows, keys = _rows(graph, size, dtype.itemsize)
+    layers = [j for j, c in enumerate(graph.calls) if len(c.nodes) > 1 and not any(True for _ in c.module.children())]
+    rows, keys = _folded(graph, rows, keys, layers, note=False)  # a layer of several ops is one row
+    if depth is not None:
+        rows, keys = _folded(graph, rows, keys, [j for j, c in enumerate(graph.calls) if c.depth == depth])
+    read = {name for n in graph.nodes for name in (*n.inputs, *n.options.values()) if isinstance(name, str)}
+    unused = tuple((name or "(model)", count) for name, m in model.named_modules()
+                   if (count := sum(p.data.size for key, p in m._parameters.items()
+                                    if p is not None and _join(name, key) not in read)))
+    called = {c.name for c in graph.calls}
+    buffers = sum(b.nbytes for name, b in graph.buffers.items() if name.rpartition(".")[0] in called)
+    return Summary(type(model).__name__, size, dtype.name, tuple(rows), buffers, unused)
+
+
+def _rows(graph: Graph, size: tuple[int, ...], itemsize: int) -> tuple[list[Row], list[tuple[str, int]]]:
+    """One row per node of ``graph`` (its op's rule applied to the flows of its inputs), and one per call
+    of a leaf module that ran no op (``Identity``, ``Dropout`` at inference), in execution order; with
+    each row's key, ``("node", index)`` or ``("call", index)``."""
+    flows = {"input": Flow(size, tuple(AxisField.identity() for _ in size[1:]))}
+    leaf = [not any(True for _ in c.module.children()) for c in graph.calls]
+    layers = {c.nodes.start: type(c.module).__name__ for c, is_leaf in zip(graph.calls, leaf)
+              if is_leaf and len(c.nodes) == 1}  # a leaf module that ran one op: the row is that layer
+    idle = {}
+    for j, (c, is_leaf) in enumerate(zip(graph.calls, leaf)):
+        if is_leaf and not c.nodes and c.inputs:
+            idle.setdefault(c.nodes.start, []).append(j)
+    counted: dict[str, str] = {}  # parameter -> the module whose call counted it
+    rows, keys = [], []
+    for index in range(len(graph.nodes) + 1):
+        for j in idle.get(index, ()):
+            c = graph.calls[j]
+            x = flows[c.inputs[0]]
+            rows.append(Row(name=c.name, kind=type(c.module).__name__, input_shape=x.shape, output_shape=x.shape,
+                            params=0, trainable_params=0, param_bytes=0, macs=0, other_ops=0,
+                            activation_bytes=math.prod(x.shape) * itemsize, im2col_bytes=0,
+                            **_field_columns(x.fields)))
+            keys.append(("call", j))
+        if index == len(graph.nodes):
+            break
+        node = graph.nodes[index]
+        inputs = [flows.get(name) if name is not None else None for name in node.inputs]
+        step = rule_for(node.op)(node, inputs, graph)
+        flows[node.name] = Flow(node.shape[1:], step.fields or None)
+        own = [name for name in node.inputs if name in graph.parameters]
+        fresh = [name for name in own if name not in counted]
+        note = step.note or field_note(step.fields)
+        if own and not fresh:
+            note = f"runs {counted[own[0]] or 'the model'} again: its parameters are counted there"
+        for name in fresh:
+            counted[name] = node.scope
+        params = [graph.parameters[name] for name in fresh]
+        x = next((f for f in inputs if f is not None), Flow((), None))
+        out = node.shape[1:]
+        dense_params = dense_connections = None
+        if node.op in ("conv", "conv_transpose"):
+            dense_connections = math.prod(x.shape) * math.prod(out)
+            dense_params = dense_connections + (math.prod(out) if node.inputs[2] is not None else 0)
+        rows.append(Row(
+            name=node.name, kind=layers.get(index, node.op), input_shape=x.shape, output_shape=out,
+            params=sum(p.data.size for p in params),
+            trainable_params=sum(p.data.size for p in params if p.requires_grad),
+            param_bytes=sum(p.data.nbytes for p in params),
+            macs=step.macs, other_ops=step.other_ops,
+            activation_bytes=math.prod(out) * itemsize, im2col_bytes=step.workspace * itemsize,
+            **_field_columns(step.fields or None),
+            dense_params=dense_params, dense_connections=dense_connections, note=note,
+        ))
+        keys.append(("node", index))
+    return rows, keys
+
+
+def _field_columns(fields) -> dict:
+    return {"receptive_field": None if fields is None else tuple(f.size for f in fields),
+            "jump": None if fields is None else tuple(f.jump for f in fields),
+            "start": None if fields is None else tuple(f.start for f in fields),
+            "fields": fields}
+
+
+def _folded(graph: Graph, rows: list[Row], keys: list[tuple[str, int]], calls: list[int], *,
+            note: bool = True) -> tuple[list[Row], list[tuple[str, int]]]:
+    """``rows`` (and their keys) with the rows of each of ``calls`` (indices into ``graph.calls``) summed
+    into one row named after the module; ``note``: say how many rows were folded."""
+    folds = {}
+    for j in calls:
+        c = graph.calls[j]
+        end = next((k for k in range(j + 1, len(graph.calls)) if graph.calls[k].depth <= c.depth), len(graph.calls))
+        inside = [k for k, (kind, i) in enumerate(keys)
+                  if (kind == "node" and i in c.nodes) or (kind == "call" and j < i < end)]
+        if len(inside) > 1 and not any(k in folds for k in inside):
+            folds[inside[0]] = (j, inside)
+    out, out_keys, k = [], [], 0
+    while k < len(rows):
+        if k not in folds:
+            out.append(rows[k])
+            out_keys.append(keys[k])
+            k += 1
+            continue
+        j, inside = folds[k]
+        call, part = graph.calls[j], [rows[i] for i in inside]
+        last = next((r for r in reversed(part) if call.outputs and r.name == call.outputs[0]), part[-1])
+        again = next((r.note for r in part if r.note.startswith("runs ")), "")
+        text = "; ".join(t for t in (f"{len(part)} rows folded" if note else "", again) if t)
+        out.append(Row(
+            name=call.name, kind=type(call.module).__name__, input_shape=part[0].input_shape,
+            output_shape=last.output_shape,
+            **{key: sum(getattr(r, key) for r in part)
+               for key in ("params", "trainable_params", "param_bytes", "macs", "other_ops", "activation_bytes")},
+            im2col_bytes=max(r.im2col_bytes for r in part), **_field_columns(last.fields), note=text or last.note,
+        ))
+        out_keys.append(("call", j))
+        k = inside[-1] + 1
+    return out, out_keys
 
 
 def _join(*parts: str) -> str:
     return ".".join(p for p in parts if p)
-
-
-@dataclass(frozen=True)
-class _ModuleRef:
-    """A sub-module bound to a name inside ``forward`` (a for-loop variable)."""
-
-    module: nn.Module
-    name: str
-
-
-def _function_layers() -> dict[str, object]:
-    """Function (or Tensor method) name -> the layer class it computes, built from its keyword arguments."""
-    layers = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
-              "softmax": nn.Softmax, "log_softmax": nn.LogSoftmax, "dropout": nn.Dropout, "flatten": nn.Flatten}
-    for n in (1, 2, 3):
-        for kind in ("max_pool", "avg_pool", "adaptive_max_pool", "adaptive_avg_pool"):
-            layers[f"{kind}{n}d"] = getattr(nn, "".join(w.capitalize() for w in kind.split("_")) + f"{n}d")
-        layers[f"global_avg_pool{n}d"] = functools.partial(getattr(nn, f"AdaptiveAvgPool{n}d"), 1)
-    return layers
-
-
-_FUNCTIONS = _function_layers()
-_IGNORED_ARGUMENTS = {"training", "inplace"}  # arguments of the function that change no shape or count
-_METHODS = {"flatten", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "reshape", "view"}
-
-
-class _Unsupported(Exception):
-    """A ``forward`` statement or expression the walk cannot follow (turned into a ValueError)."""
-
-    def __init__(self, node: ast.AST, why: str):
-        super().__init__(why)
-        self.node = node
-        self.why = why
-
-
-class _Walker:
-    """Visits the layers in execution order, appending one ``Row`` per leaf layer."""
-
-    def __init__(self, itemsize: int):
-        self.itemsize = itemsize
-        self.rows: list[Row] = []
-        self.used: dict[int, str] = {}
-        self.counts: dict[str, int] = {}
-
-    def module(self, m: nn.Module, name: str, x: Flow) -> Flow:
-        rule = rule_for(m)
-        label = f"{name or 'the model'} ({type(m).__name__})"
-        if rule is not None:
-            return self.leaf(m, name, type(m).__name__, rule, x)
-        if type(m).forward is nn.Sequential.forward:
-            for child_name, child in m._modules.items():
-                if child is not None:
-                    x = self.module(child, _join(name, child_name), x)
-            return x
-        if type(m).forward is nn.Module.forward:
-            raise ValueError(f"summary: {label} has no forward(), so it cannot be called as a layer")
-        if not any(m.children()):
-            base = next((c for c in type(m).__mro__ if c in RULES), None)
-            why = (f"overrides the forward of {base.__name__}" if base is not None
-                   else "has no rule: summary knows convkit.nn's convolution, pooling, normalisation, "
-                        "activation, dropout, flatten and linear layers")
-            raise ValueError(f"summary: cannot analyse layer {label}: it {why}; write it as a Sequential of "
-                             f"known layers")
-        return _Forward(self, m, name).run(x)
-
-    def leaf(self, m, name: str, kind: str, rule, x: Flow, *, owned: bool = True) -> Flow:
-        """Apply ``rule`` and add the row. ``owned``: ``m`` is a module of the model (not a layer
-        standing in for a function call), so a second call of it counts no parameters."""
-        try:
-            step = rule(m, x)
-        except (ValueError, TypeError) as err:
-            message = str(err)
-            for fn in arithmetic.__all__:
-                message = message.removeprefix(f"{fn}: ")
-            raise type(err)(f"summary: {name or 'the model'} ({kind}) received shape {x.shape} from "
-                            f"{x.source}: {message}") from None
-        shared = owned and id(m) in self.used
-        if owned:
-            self.used.setdefault(id(m), name)
-        self.rows.append(self.row(m if owned else None, name, kind, x, step, shared))
-        return Flow(step.shape, step.fields, f"{name or 'the model'} ({kind})")
-
-    def row(self, m, name: str, kind: str, x: Flow, step: Step, shared: bool) -> Row:
-        own = [] if m is None else [p for p in m._parameters.values() if p is not None]
-        params = [] if shared else own
-        count = sum(p.data.size for p in params)
-        note = step.note or field_note(step.fields)
-        if shared and own:
-            note = f"runs {self.used[id(m)] or 'the model'} again: its parameters are counted there"
-        fields = step.fields if step.fields else None
-        dense_params = dense_connections = None
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                          nn.ConvTranspose3d)):
-            dense_connections = math.prod(x.shape) * math.prod(step.shape)
-            dense_params = dense_connections + (math.prod(step.shape) if m.bias is not None else 0)
-        return Row(
-            name=name, kind=kind, input_shape=x.shape, output_shape=step.shape,
-            params=count, trainable_params=sum(p.data.size for p in params if p.requires_grad),
-            param_bytes=sum(p.data.nbytes for p in params),
-            macs=step.macs, other_ops=step.other_ops,
-            activation_bytes=math.prod(step.shape) * self.itemsize,
-            im2col_bytes=step.workspace * self.itemsize,
-            receptive_field=None if fields is None else tuple(f.size for f in fields),
-            jump=None if fields is None else tuple(f.jump for f in fields),
-            start=None if fields is None else tuple(f.start for f in fields),
-            dense_params=dense_params, dense_connections=dense_connections, note=note, fields=fields,
-        )
-
-    def call_name(self, owner: str, function: str) -> str:
-        """``relu``, ``relu_1``, ... per owner, as torch.fx names repeated calls."""
-        key = _join(owner, function)
-        n = self.counts.get(key, 0)
-        self.counts[key] = n + 1
-        return key if n == 0 else f"{key}_{n}"
-
-
-class _Forward:
-    """Reads a custom module's ``forward`` source and follows it as a chain (see the module docstring)."""
-
-    def __init__(self, walker: _Walker, module: nn.Module, name: str):
-        self.walker = walker
-        self.module = module
-        self.name = name
-        cls = type(module)
-        try:
-            lines, self.first_line = inspect.getsourcelines(cls.forward)
-        except (OSError, TypeError) as err:
-            raise ValueError(f"summary: cannot read the source of {cls.__name__}.forward "
-                             f"({name or 'the model'}) to find the order of its layers: {err}") from None
-        self.source = textwrap.dedent("".join(lines))
-        self.tree = ast.parse(self.source).body[0]
-
-    def run(self, x: Flow) -> Flow:
-        try:
-            return self._run(x)
-        except _Unsupported as err:
-            lineno = getattr(err.node, "lineno", 1)
-            code = self.source.splitlines()[lineno - 1].strip()
-            raise ValueError(
-                f"summary: cannot follow {type(self.module).__name__}.forward ({self.name or 'the model'}), "
-                f"line {self.first_line + lineno - 1}: `{code}`: {err.why}. summary reads "
-                f"forward without running it and follows chains of layer calls, for-loops over a "
-                f"ModuleList, known functions and flattening reshapes (see convkit.analysis.summary)"
-            ) from None
-
-    def _run(self, x: Flow) -> Flow:
-        args = self.tree.args
-        positional = [a.arg for a in args.posonlyargs + args.args]
-        if len(positional) - len(args.defaults) != 2 or args.vararg or args.kwarg:
-            raise _Unsupported(self.tree, "forward must take exactly one input besides self")
-        self.self_name = positional[0]
-        env: dict[str, object] = {positional[1]: x}
-        result = self._body(self.tree.body, env)
-        if result is None:
-            raise _Unsupported(self.tree, "forward returns nothing")
-        return result
-
-    def _body(self, body, env) -> Flow | None:
-        for stmt in body:
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-                continue
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                env[stmt.targets[0].id] = self._tensor(stmt.value, env)
-            elif isinstance(stmt, ast.Return) and stmt.value is not None:
-                return self._tensor(stmt.value, env)
-            elif isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Name) and not stmt.orelse:
-                for ref in self._container(stmt.iter):
-                    env[stmt.target.id] = ref
-                    if self._body(stmt.body, env) is not None:
-                        raise _Unsupported(stmt, "returns from inside a loop")
-            else:
-                raise _Unsupported(stmt, "only assignments to one name, for-loops over a ModuleList and "
-                                         "return are understood")
-        return None
-
-    def _self_attr(self, node) -> str | None:
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id == self.self_name):
-            return node.attr
-        return None
-
-    def _container(self, node) -> list[_ModuleRef]:
-        attr = self._self_attr(node)
-        child = self.module._modules.get(attr) if attr else None
-        if not isinstance(child, (nn.ModuleList, nn.Sequential)):
-            raise _Unsupported(node, "loops run over a ModuleList or Sequential attribute of self")
-        return [_ModuleRef(m, _join(self.name, attr, key)) for key, m in child._modules.items() if m is not None]
-
-    def _layer(self, node, env) -> _ModuleRef | None:
-        """The sub-module a call target names, if it names one."""
-        attr = self._self_attr(node)
-        if attr is not None:
-            child = self.module._modules.get(attr)
-            if child is None:
-                raise _Unsupported(node, f"self.{attr} is not a sub-module")
-            return _ModuleRef(child, _join(self.name, attr))
-        if isinstance(node, ast.Subscript):
-            container = self._container(node.value)
-            index = self._constant(node.slice)
-            if not is_int(index) or not -len(container) <= index < len(container):
-                raise _Unsupported(node, "index a ModuleList with a constant int in range")
-            return container[index]
-        if isinstance(node, ast.Name) and isinstance(env.get(node.id), _ModuleRef):
-            return env[node.id]
-        return None
-
-    def _tensor(self, node, env) -> Flow:
-        if isinstance(node, ast.Name):
-            value = env.get(node.id)
-            if not isinstance(value, Flow):
-                raise _Unsupported(node, f"{node.id} is not a tensor computed in forward")
-            return value
-        if not isinstance(node, ast.Call):
-            raise _Unsupported(node, "only calls of layers and functions are understood (no arithmetic, "
-                                     "no branches)")
-        ref = self._layer(node.func, env)
-        if ref is not None:
-            if len(node.args) != 1 or node.keywords:
-                raise _Unsupported(node, "a layer is called with one tensor")
-            return self.walker.module(ref.module, ref.name, self._tensor(node.args[0], env))
-        func = node.func
-        if isinstance(func, ast.Attribute) and self._is_tensor(func.value, env):
-            if func.attr not in _METHODS:
-                raise _Unsupported(node, f"the tensor method {func.attr}() is not understood")
-            return self._function(node, func.attr, self._tensor(func.value, env), node.args, env)
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-        if name not in _FUNCTIONS:
-            raise _Unsupported(node, f"the function {name}() is not understood" if name else "unknown call")
-        if not node.args:
-            raise _Unsupported(node, f"{name}() takes its tensor as the first argument")
-        return self._function(node, name, self._tensor(node.args[0], env), node.args[1:], env)
-
-    @staticmethod
-    def _is_tensor(node, env) -> bool:
-        """Whether ``node`` (the receiver of a method call) is a tensor rather than a module path like ``F``."""
-        if isinstance(node, ast.Name):
-            return isinstance(env.get(node.id), Flow)
-        return isinstance(node, (ast.Call, ast.Subscript))
-
-    def _function(self, node, name: str, x: Flow, args, env) -> Flow:
-        if name in ("reshape", "view"):
-            return self._reshape(node, name, x, args, env)
-        call_args = [self._constant(a) for a in args]
-        call_kwargs = {k.arg: self._constant(k.value) for k in node.keywords}
-        try:
-            bound = inspect.signature(getattr(F, name)).bind(None, *call_args, **call_kwargs)
-        except (TypeError, AttributeError) as err:
-            raise _Unsupported(node, f"arguments do not match {name}(): {err}") from None
-        bound.apply_defaults()
-        options = {k: v for k, v in list(bound.arguments.items())[1:] if k not in _IGNORED_ARGUMENTS}
-        layer = _FUNCTIONS[name](**options)
-        return self.walker.leaf(layer, self.walker.call_name(self.name, name), name, rule_for(layer), x,
-                                owned=False)
-
-    def _reshape(self, node, name: str, x: Flow, args, env) -> Flow:
-        dims = list(args[0].elts) if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)) else list(args)
-        if not dims or node.keywords:
-            raise _Unsupported(node, f"{name}() needs the target shape")
-        numel = math.prod(x.shape)
-        sizes = [self._constant(d) for d in dims[1:]]
-        if not self._is_batch(dims[0], env):
-            if self._constant(dims[0]) != -1 or -1 in sizes:
-                raise _Unsupported(node, "the batch axis comes first: x.size(0), x.shape[0], len(x), "
-                                         "or -1 with the other sizes given")
-        if not all(is_int(v) and (v >= 1 or v == -1) for v in sizes) or sizes.count(-1) > 1:
-            raise _Unsupported(node, "reshape sizes must be constant positive ints and at most one -1")
-        known = math.prod(v for v in sizes if v != -1)
-        if -1 in sizes:
-            if numel % known:
-                raise _Unsupported(node, f"cannot split {numel} values per sample into {sizes}")
-            sizes[sizes.index(-1)] = numel // known
-        if math.prod(sizes) != numel:
-            raise _Unsupported(node, f"{name} to {tuple(sizes)} would change the batch size: one sample "
-                                     f"{x.shape} has {numel} values")
-        shape = tuple(sizes)
-        def rule(_, flow: Flow) -> Step:
-            return Step(shape, flow.fields if shape == flow.shape else None)
-        return self.walker.leaf(None, self.walker.call_name(self.name, name), name, rule, x, owned=False)
-
-    def _is_batch(self, node, env) -> bool:
-        """``x.size(0)``, ``x.shape[0]`` or ``len(x)`` for a tensor ``x`` of forward."""
-        def tensor_name(n):
-            return isinstance(n, ast.Name) and isinstance(env.get(n.id), Flow)
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
-                and node.value.attr == "shape" and tensor_name(node.value.value):
-            return self._constant(node.slice) == 0
-        if isinstance(node, ast.Call) and len(node.args) == 1:
-            if isinstance(node.func, ast.Attribute) and node.func.attr == "size" and tensor_name(node.func.value):
-                return self._constant(node.args[0]) == 0
-            if isinstance(node.func, ast.Name) and node.func.id == "len":
-                return tensor_name(node.args[0])
-        return False
-
-    def _constant(self, node):
-        """The value of a constant argument: literals, tuples, + - * // of them, or a plain attribute of self."""
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, (ast.Tuple, ast.List)):
-            return tuple(self._constant(e) for e in node.elts)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -self._constant(node.operand)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv)):
-            a, b = self._constant(node.left), self._constant(node.right)
-            ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
-                   ast.FloorDiv: lambda: a // b}
-            return ops[type(node.op)]()
-        attr = self._self_attr(node)
-        if attr is not None:
-            value = getattr(self.module, attr, None)
-            if value is None or isinstance(value, (bool, int, float, str, tuple)):
-                return value
-        raise _Unsupported(node, "arguments must be constants or plain attributes of self")

@@ -7,6 +7,7 @@ settings, without running the model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from ..models.budget import DEFAULT_MAX_PARAMETERS
@@ -47,6 +48,9 @@ def register(subparsers) -> None:
     parser.add_argument("--num-classes", type=int, default=None, metavar="N",
                         help="outputs of a built-in model (default: its own: 10 for lenet5 and convnet, "
                              "1000 for the VGGs)")
+    parser.add_argument("--depth", type=int, default=None, metavar="N",
+                        help="fold every module N levels below the model into one row (1: its children, "
+                             "e.g. whole ResNet stages; default: a row per layer and per op of a forward)")
     parser.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                         help="refuse a built-in model or spec with more parameters, before building it "
                              f"(default: {DEFAULT_MAX_PARAMETERS:,})")
@@ -56,12 +60,15 @@ def register(subparsers) -> None:
 def run(args) -> int:
     """Print the summary in the chosen format; one line on stderr and exit code 2 on a bad argument."""
     from ..analysis import summary
+    from ..nn import meta_init
     from .explain import write_output
 
     try:
         input_size = parse_size(args.input)
-        model = load_model(args.model, input_size, args.num_classes, args.max_parameters)
-        result = summary(model, input_size)
+        # Weights are not needed to describe a model: build it without them (a trained file is read whole).
+        with contextlib.nullcontext() if args.model.endswith(".safetensors") else meta_init():
+            model = load_model(args.model, input_size, args.num_classes, args.max_parameters)
+        result = summary(model, input_size, depth=args.depth)
     except (ValueError, TypeError) as err:
         print(f"convkit summary: error: {err}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ from ..autograd import apply, apply_with_saved
 from ..ops import adaptive_pooling as AP
 from ..ops import pooling as P
 from ..ops._args import is_int, ntuple
+from ..ops.meta import MetaArray
 from ..tensor import Tensor, as_tensor
 
 __all__ = [
@@ -97,7 +98,10 @@ def _output_shape(op: str, spatial, kernel, stride, padding, dilation, ceil_mode
     return out
 
 
-def _indices_tensor(indices: np.ndarray, batched: bool) -> Tensor:
+def _indices_tensor(indices: np.ndarray | None, y: Tensor, batched: bool) -> Tensor:
+    """The int64 indices of a max pooling; for a meta input (``indices`` None), a meta tensor of ``y``'s shape."""
+    if indices is None:
+        return Tensor._from_op(MetaArray(y.shape, np.int64), None)
     return as_tensor(indices if batched else indices[0], name="indices", float_only=False)
 
 
@@ -109,7 +113,7 @@ def _max_pool(nsp, op, input, kernel_size, stride, padding, dilation, ceil_mode,
     y, saved = apply_with_saved(P.max_pool, [x], kernel=kernel, stride=stride,
                                 padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode))
     y = _unbatch(y, batched)
-    return (y, _indices_tensor(saved.indices, batched)) if return_indices else y
+    return (y, _indices_tensor(saved and saved.indices, y, batched)) if return_indices else y
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -340,10 +344,9 @@ def adaptive_avg_pool3d(input, output_size):
 def _adaptive_max(nsp, op, input, output_size, return_indices):
     x, batched = _pool_input(input, nsp, op)
     size = _adaptive_shape(output_size, x.shape[2:], op)
-    y, (indices, _) = apply_with_saved(AP.adaptive_max_pool, [x],
-                                       output_size=size)
+    y, saved = apply_with_saved(AP.adaptive_max_pool, [x], output_size=size)
     y = _unbatch(y, batched)
-    return (y, _indices_tensor(indices, batched)) if return_indices else y
+    return (y, _indices_tensor(saved and saved[0], y, batched)) if return_indices else y
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):

@@ -13,6 +13,7 @@ Linear(in_features=8, out_features=5, bias=True)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NamedTuple
@@ -70,7 +71,7 @@ def available() -> list[str]:
 
 
 def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int | None = None, *,
-          max_parameters: int | None = DEFAULT_MAX_PARAMETERS) -> nn.Module:
+          max_parameters: int | None = DEFAULT_MAX_PARAMETERS, meta: bool = False) -> nn.Module:
     """A built-in model by name, or a network from a spec string.
 
     Built-in names (see ``available()``): ``lenet5`` and ``convnet`` take
@@ -96,6 +97,8 @@ def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int 
         max_parameters (int | None): refuse a model with more parameters
             (None: no limit). Default: ``DEFAULT_MAX_PARAMETERS`` of
             ``convkit.models.budget``, 200 M, which every built-in model fits.
+        meta (bool): build it without weights (``convkit.nn.meta_init``): for
+            ``convkit.trace`` and ``summary``, in milliseconds whatever its size.
 
     Raises:
         TypeError: ``model`` is not a string, or ``max_parameters`` not an int.
@@ -104,13 +107,14 @@ def build(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int 
             the built-in names), or the model has more than ``max_parameters``
             parameters (the message says how to raise the budget).
     """
-    entry = _entry(model, input_size, num_classes, "build")
-    if entry is None:
-        return _as_spec(model, "build", lambda: from_spec(model, input_size, max_parameters=max_parameters))
-    num_classes = entry.classes if num_classes is None else num_classes
-    budget.check("build", f"model {model.strip()!r}",
-                 entry.parameters(num_classes=num_classes, in_channels=input_size[0]), max_parameters)
-    return entry.factory(num_classes=num_classes, in_channels=input_size[0])
+    with nn.meta_init() if meta else contextlib.nullcontext():
+        entry = _entry(model, input_size, num_classes, "build")
+        if entry is None:
+            return _as_spec(model, "build", lambda: from_spec(model, input_size, max_parameters=max_parameters))
+        num_classes = entry.classes if num_classes is None else num_classes
+        budget.check("build", f"model {model.strip()!r}",
+                     entry.parameters(num_classes=num_classes, in_channels=input_size[0]), max_parameters)
+        return entry.factory(num_classes=num_classes, in_channels=input_size[0])
 
 
 def parameter_count(model: str, input_size: Sequence[int] = (1, 28, 28), num_classes: int | None = None) -> int:

@@ -276,7 +276,7 @@ def reshape_meta(a, *, shape) -> MetaArray:
     shape = tuple(shape)
     if -1 in shape:
         known = math.prod(n for n in shape if n != -1)
-        shape = tuple(a.size // known if known else 0 if n == -1 else n for n in shape)
+        shape = tuple((a.size // known if known else 0) if n == -1 else n for n in shape)
     if math.prod(shape) != a.size:
         raise ValueError(f"reshape: cannot reshape {a.shape} ({a.size} values) to {shape}")
     return MetaArray(shape, a.dtype)
