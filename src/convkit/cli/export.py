@@ -151,11 +151,12 @@ def _write_torch(model, input_size, path) -> str:
     from ..export import to_torch
 
     module = to_torch(model, input_size)
-    with warnings.catch_warnings():  # torch's own note on GraphModule's attributes, not about this model
+    with warnings.catch_warnings():  # torch's own notes (GraphModule's attributes; TorchScript deprecated in 2.13)
         warnings.filterwarnings("ignore", "The TorchScript type system doesn't support instance-level annotations")
+        warnings.filterwarnings("ignore", r"`torch\.jit\.", DeprecationWarning)
         scripted = torch.jit.script(module)
-    buffer = io.BytesIO()
-    torch.jit.save(scripted, buffer)
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
     with atomic_file(path) as f:
         f.write(buffer.getvalue())
     return "TorchScript (load with torch.jit.load), the state_dict keys of convkit's model"
@@ -164,6 +165,8 @@ def _write_torch(model, input_size, path) -> str:
 def _run_torch(path, x) -> list[np.ndarray]:
     import torch
 
-    loaded = torch.jit.load(str(path)).eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.", DeprecationWarning)
+        loaded = torch.jit.load(str(path)).eval()
     with torch.no_grad():
         return _outputs(loaded(torch.from_numpy(x)))
