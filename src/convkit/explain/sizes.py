@@ -1,13 +1,17 @@
 """Output sizes and receptive fields of a network, layer by layer.
 
 The network is a spec string (``convkit.models.from_spec``, e.g.
-``"conv3-10 pool2 conv3-10 pool2 flatten fc3"``) or an ``nn.Module`` whose
-leaf layers run one after another in registration order (a ``Sequential``,
-nested or not). Formulas come from ``convkit.analysis.arithmetic``; the
-shapes are checked against a forward pass of a zero input through the
-engine, and the receptive field against the gradient of one output unit
-(back-propagated through the same geometry with all-ones kernels, where
-every input the unit sees gets a non-zero gradient).
+``"conv3-10 pool2 conv3-10 pool2 flatten fc3"``) or any ``nn.Module``: its
+layers are those of one ``convkit.trace`` of a forward pass on a zero input
+(each leaf layer, and each op a ``forward`` calls itself), with the geometry
+the ops received (kernel, stride, dilation, ``(low, high)`` padding).
+Formulas come from ``convkit.analysis.arithmetic``; the shapes are checked
+against that forward pass through the engine, and the receptive field
+against the gradient of one output unit (back-propagated through the same
+geometry with all-ones kernels, where every input the unit sees gets a
+non-zero gradient). The receptive-field recurrences hold along a chain: the
+table stops at the first op that merges paths (``convkit.analysis.summary``
+follows fields through merges).
 
 Output size per axis::
 
@@ -34,25 +38,34 @@ from .. import functional as F
 from .. import nn
 from ..analysis.arithmetic import (conv_output_size, conv_transpose_output_size, pool_output_size,
                                    receptive_field as rf_recurrence)
-from ..autograd import no_grad
-from ..ops._args import conv_pads, ntuple
 from ..tensor import tensor
+from ..trace import Node, trace
 from .explanation import Explanation, Matrix, Step, Table, fmt
 from .figures import Field, FieldStack
 from .operands import AXES, shape_text
 
 __all__ = ["output_size", "receptive_field"]
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_MAX = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
-_AVG = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
-_ADAPTIVE = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
-             nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_ELEMENTWISE = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
+                "instance_norm", "layer_norm", "group_norm", "neg", "abs", "cast", "exp", "log", "sqrt", "pow"}
+_MERGES = {"add", "sub", "mul", "div", "cat", "stack", "matmul"}
 
 
-def _layers(model, input_size, op: str) -> tuple[list[tuple[str, nn.Module]], tuple[int, ...]]:
-    """The leaf layers (name, module) in order, and ``input_size`` as a tuple of ints."""
+class _Layer:
+    """One row of the explanation: a traced op, its label (``name Class`` for a leaf layer, ``name (op)`` for an
+    op of a ``forward``), the module that ran it, and its input and output shapes without the batch axis."""
+
+    def __init__(self, node: Node, module, graph):
+        self.node = node
+        self.module = module
+        self.label = f"{node.name} {type(module).__name__}" if module is not None else f"{node.name} ({node.op})"
+        self.input = graph.shape(node.inputs[0])[1:]
+        self.output = node.shape[1:]
+        self.kernel = graph.shape(node.inputs[1])[2:] if node.op in ("conv", "conv_transpose") else None
+
+
+def _layers(model, input_size, op: str) -> tuple[list[_Layer], tuple[int, ...]]:
+    """The traced layers in execution order, and ``input_size`` as a tuple of ints."""
     if not isinstance(input_size, (tuple, list)) or not all(isinstance(v, (int, np.integer)) and v > 0
                                                            for v in input_size):
         raise ValueError(f"{op}: input_size must be a tuple of positive ints without the batch axis, "
@@ -66,99 +79,83 @@ def _layers(model, input_size, op: str) -> tuple[list[tuple[str, nn.Module]], tu
         model = from_spec(model, size)
     if not isinstance(model, nn.Module):
         raise TypeError(f"{op}: model must be a spec string or an nn.Module, got {type(model).__name__}")
-    leaves = [(f"{name} {type(m).__name__}" if name else type(m).__name__, m)
-              for name, m in model.named_modules() if not any(True for _ in m.children())]
-    return leaves, size
-
-
-def _forward_shapes(leaves, size) -> list[tuple[int, ...]]:
-    """Each layer's output shape (no batch axis) from a forward pass of zeros, in eval mode."""
-    modes = [m.training for _, m in leaves]
-    shapes = []
+    first = next(model.parameters(), None)
+    dtype = first.dtype if first is not None else np.float32
     try:
-        x = np.zeros((1,) + size, dtype=np.float32)
-        with no_grad():
-            for _, m in leaves:
-                m.train(False)
-                x = m(x)
-                shapes.append(tuple(x.shape[1:]))
-    finally:
-        for (_, m), mode in zip(leaves, modes):
-            m.train(mode)
-    return shapes
+        graph = trace(model, np.zeros((1,) + size, dtype))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{op}: {err}") from None
+    single = {c.nodes.start: c.module for c in graph.calls
+              if len(c.nodes) == 1 and not any(True for _ in c.module.children())}
+    return [_Layer(n, single.get(i), graph) for i, n in enumerate(graph.nodes)], size
 
 
-def _conv_sizes(m, spatial):
-    nsp = len(m.kernel_size)
-    pads = conv_pads(m.padding, nsp, m.kernel_size, m.stride, m.dilation, type(m).__name__)
+def _conv_sizes(layer: _Layer):
+    o, spatial = layer.node.options, layer.input[1:]
+    kernel = layer.kernel
     formulas, out = [], []
-    for axis, n, k, s, (lo, hi), d in zip(AXES[nsp], spatial, m.kernel_size, m.stride, pads, m.dilation):
-        o = conv_output_size(n, k, s, (lo, hi), d)
+    for axis, n, k, s, (lo, hi), d in zip(AXES[len(spatial)], spatial, kernel, o["stride"], o["pads"], o["dilation"]):
+        size = conv_output_size(n, k, s, (lo, hi), d)
         padding = f"2·{lo}" if lo == hi else f"{lo} + {hi}"
-        formulas.append(f"{axis}: ⌊({n} + {padding} − {d}·({k} − 1) − 1)/{s}⌋ + 1 = {o}")
-        out.append(o)
+        formulas.append(f"{axis}: ⌊({n} + {padding} − {d}·({k} − 1) − 1)/{s}⌋ + 1 = {size}")
+        out.append(size)
     note = ""
-    if m.padding == "same":
+    if getattr(layer.module, "padding", None) == "same":
         note = (" padding='same' pads d(k − 1) in total, " +
                 ", ".join(f"{d}·({k} − 1) = {lo + hi} → ({lo}, {hi})" for k, d, (lo, hi) in
-                          zip(m.kernel_size, m.dilation, pads)) + ", so the size is kept.")
-    return f"channels {m.in_channels} → {m.out_channels}.{note} Per axis:", formulas, (m.out_channels, *out)
+                          zip(kernel, o["dilation"], o["pads"])) + ", so the size is kept.")
+    channels = layer.output[0]
+    return f"channels {layer.input[0]} → {channels}.{note} Per axis:", formulas, (channels, *out)
 
 
-def _transposed_sizes(m, spatial):
-    nsp = len(m.kernel_size)
+def _transposed_sizes(layer: _Layer):
+    o, spatial = layer.node.options, layer.input[1:]
     formulas, out = [], []
-    for axis, n, k, s, p, op, d in zip(AXES[nsp], spatial, m.kernel_size, m.stride, m.padding,
-                                       m.output_padding, m.dilation):
-        o = conv_transpose_output_size(n, k, s, p, op, d)
-        formulas.append(f"{axis}: ({n} − 1)·{s} − 2·{p} + {d}·({k} − 1) + {op} + 1 = {o}")
-        out.append(o)
-    return f"channels {m.in_channels} → {m.out_channels}. Per axis:", formulas, (m.out_channels, *out)
+    for axis, n, k, s, (lo, hi), op, d in zip(AXES[len(spatial)], spatial, layer.kernel, o["stride"], o["pads"],
+                                              o["output_padding"], o["dilation"]):
+        size = conv_transpose_output_size(n, k, s, (lo, hi), op, d)
+        padding = f"2·{lo}" if lo == hi else f"({lo} + {hi})"
+        formulas.append(f"{axis}: ({n} − 1)·{s} − {padding} + {d}·({k} − 1) + {op} + 1 = {size}")
+        out.append(size)
+    return f"channels {layer.input[0]} → {layer.output[0]}. Per axis:", formulas, (layer.output[0], *out)
 
 
-def _pool_args(m, nsp):
-    name = type(m).__name__
-    kernel = ntuple(m.kernel_size, nsp, "kernel_size", name)
-    stride = ntuple(m.stride, nsp, "stride", name)
-    padding = ntuple(m.padding, nsp, "padding", name, minimum=0)
-    dilation = ntuple(getattr(m, "dilation", 1), nsp, "dilation", name)
-    return kernel, stride, padding, dilation
-
-
-def _pool_sizes(m, shape):
+def _pool_sizes(layer: _Layer):
+    o, shape = layer.node.options, layer.input
     nsp = len(shape) - 1
-    kernel, stride, padding, dilation = _pool_args(m, nsp)
-    lo, hi = ("⌈", "⌉") if m.ceil_mode else ("⌊", "⌋")
+    dilation = o.get("dilation", (1,) * nsp)
+    lo, hi = ("⌈", "⌉") if o["ceil_mode"] else ("⌊", "⌋")
     formulas, out = [], []
-    for axis, n, k, s, p, d in zip(AXES[nsp], shape[1:], kernel, stride, padding, dilation):
-        o = pool_output_size(n, k, s, p, d, m.ceil_mode)
-        formulas.append(f"{axis}: {lo}({n} + 2·{p} − {d}·({k} − 1) − 1)/{s}{hi} + 1 = {o}")
-        out.append(o)
-    rule = " ceil_mode rounds up (a last window may not start in the right padding)." if m.ceil_mode else ""
+    for axis, n, k, s, p, d in zip(AXES[nsp], shape[1:], o["kernel"], o["stride"], o["padding"], dilation):
+        size = pool_output_size(n, k, s, p, d, o["ceil_mode"])
+        formulas.append(f"{axis}: {lo}({n} + 2·{p} − {d}·({k} − 1) − 1)/{s}{hi} + 1 = {size}")
+        out.append(size)
+    rule = " ceil_mode rounds up (a last window may not start in the right padding)." if o["ceil_mode"] else ""
     return f"channels unchanged ({shape[0]}).{rule} Per axis:", formulas, (shape[0], *out)
 
 
-def _layer_sizes(m, shape):
-    """``(sentence, formulas, output shape)`` of one layer from its settings, or None when it keeps the shape."""
-    if isinstance(m, _CONV):
-        return _conv_sizes(m, shape[1:])
-    if isinstance(m, _TRANSPOSED):
-        return _transposed_sizes(m, shape[1:])
-    if isinstance(m, _MAX + _AVG):
-        return _pool_sizes(m, shape)
-    if isinstance(m, _ADAPTIVE):
-        target = ntuple(m.output_size, len(shape) - 1, "output_size", type(m).__name__)
-        return "the output size is fixed by output_size, whatever the input:", [], (shape[0], *target)
-    if isinstance(m, nn.GlobalAvgPool2d):
-        out = (shape[0],) if m.flatten else (shape[0], 1, 1)
-        return "each channel is averaged over all its positions:", [], out
-    if isinstance(m, nn.Flatten):
+def _layer_sizes(layer: _Layer):
+    """``(sentence, formulas, output shape)`` of one layer from its geometry, or None when it keeps the shape."""
+    op, shape = layer.node.op, layer.input
+    if op == "conv":
+        return _conv_sizes(layer)
+    if op == "conv_transpose":
+        return _transposed_sizes(layer)
+    if op in ("max_pool", "avg_pool"):
+        return _pool_sizes(layer)
+    if op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        return "the output size is fixed by output_size, whatever the input:", [], layer.output
+    if op == "global_avg_pool":
+        return "each channel is averaged over all its positions:", [], layer.output
+    if op == "reshape" and len(layer.output) == 1 and layer.output != shape:
         size = int(np.prod(shape))
         return "all axes merge into one:", [f"{'·'.join(map(str, shape))} = {size}"], (size,)
-    if isinstance(m, nn.Linear):
-        return (f"a dense layer maps in_features = {m.in_features} to out_features = {m.out_features}:", [],
-                shape[:-1] + (m.out_features,))
-    return None
+    if op == "linear":
+        return (f"a dense layer maps in_features = {shape[-1]} to out_features = {layer.output[-1]}:", [],
+                layer.output)
+    if layer.output == shape:
+        return None
+    return f"the {op} gives:", [], layer.output
 
 
 def output_size(model, input_size=(1, 28, 28)) -> Explanation:
@@ -173,68 +170,78 @@ def output_size(model, input_size=(1, 28, 28)) -> Explanation:
     axis) of the engine's forward pass.
     """
     op = "output_size"
-    leaves, size = _layers(model, input_size, op)
-    engine = _forward_shapes(leaves, size)
+    layers, size = _layers(model, input_size, op)
+    engine = [layer.output for layer in layers]
     steps = [Step(f"The input: one sample of shape {shape_text(size)} (the batch axis is left out). Convolution "
                   "and pooling change the spatial size by `o = ⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1` per axis (n input "
                   "size, p padding, d dilation, k kernel size, s stride); element-wise layers keep the shape.")]
-    shape, kept, rows = size, [], []
-    for (name, m), actual in zip(leaves, engine):
-        sizes = _layer_sizes(m, shape)
+    kept, rows = [], []
+    for layer in layers:
+        sizes = _layer_sizes(layer)
         if sizes is None:
-            kept.append(name)
-            rows.append((name, shape_text(shape), shape_text(actual)))
-            shape = actual
+            kept.append(layer.label)
+            rows.append((layer.label, shape_text(layer.input), shape_text(layer.output)))
             continue
         if kept:
             steps.append(Step(f"{', '.join(kept)} {'keeps' if len(kept) == 1 else 'keep'} the shape "
-                              f"{shape_text(shape)}."))
+                              f"{shape_text(layer.input)}."))
             kept = []
         sentence, formulas, formula_shape = sizes
-        steps.append(Step(f"{name} on {shape_text(shape)}: {sentence}", tuple(formulas) +
+        steps.append(Step(f"{layer.label} on {shape_text(layer.input)}: {sentence}", tuple(formulas) +
                           (f"output {shape_text(formula_shape)}",)))
-        rows.append((name, shape_text(formula_shape), shape_text(actual)))
-        shape = actual
+        rows.append((layer.label, shape_text(formula_shape), shape_text(layer.output)))
     if kept:
-        steps.append(Step(f"{', '.join(kept)} {'keeps' if len(kept) == 1 else 'keep'} the shape {shape_text(shape)}."))
+        steps.append(Step(f"{', '.join(kept)} {'keeps' if len(kept) == 1 else 'keep'} the shape "
+                          f"{shape_text(layers[-1].output)}."))
     agree = all(r[1] == r[2] for r in rows)
-    spatial_layers = _spatial_layers(leaves, len(size) - 1)[0]
+    spatial_layers = _spatial_layers(layers)[0]
     steps.append(Step("All layers, with the shape from the formulas next to the shape the engine's forward pass gives "
                       f"({'they agree' if agree else 'THEY DIFFER'}):",
                       value=Table(("layer", "formula", "forward pass"), tuple(rows)),
-                      figure=_field_stack(leaves, size, spatial_layers) if spatial_layers else None))
-    title = f"output_size: {len(leaves)} layers on a {shape_text(size)} input"
+                      figure=_field_stack(size, spatial_layers) if spatial_layers else None))
+    title = f"output_size: {len(layers)} layers on a {shape_text(size)} input"
     return Explanation(title, steps, engine)
 
 
-def _rf_layer(m, nsp, name):
-    """``(kernel, stride, dilation, left padding)`` per axis, or a reason the field stops here."""
-    if isinstance(m, _CONV):
-        pads = conv_pads(m.padding, nsp, m.kernel_size, m.stride, m.dilation, type(m).__name__)
-        return tuple(zip(m.kernel_size, m.stride, m.dilation, (lo for lo, _ in pads)))
-    if isinstance(m, _MAX + _AVG):
-        kernel, stride, padding, dilation = _pool_args(m, nsp)
-        return tuple(zip(kernel, stride, dilation, padding))
-    if isinstance(m, _TRANSPOSED):
-        return (f"{name} is a transposed convolution: its units see alternating numbers of inputs "
+def _rf_layer(layer: _Layer):
+    """``(kernel, stride, dilation, left padding)`` per axis, None for a layer that keeps the fields, or the
+    reason the chain of recurrences stops here."""
+    node, o = layer.node, layer.node.options
+    if node.op == "conv":
+        return tuple(zip(layer.kernel, o["stride"], o["dilation"], (lo for lo, _ in o["pads"])))
+    if node.op in ("max_pool", "avg_pool"):
+        return tuple(zip(o["kernel"], o["stride"], o.get("dilation", (1,) * len(o["kernel"])), o["padding"]))
+    if node.op == "conv_transpose":
+        return (f"{layer.label} is a transposed convolution: its units see alternating numbers of inputs "
                 "(no single receptive field), so the table stops before it.")
-    if isinstance(m, _ADAPTIVE + (nn.GlobalAvgPool2d, nn.Flatten, nn.Linear)):
-        return f"{name} mixes all positions: from here on every unit sees the whole input."
-    return None
+    if node.op in ("adaptive_avg_pool", "adaptive_max_pool", "global_avg_pool", "linear") or \
+            (node.op == "reshape" and layer.output != layer.input):
+        return f"{layer.label} mixes all positions: from here on every unit sees the whole input."
+    if node.op in _MERGES:
+        return (f"{layer.label} merges paths, where these chain recurrences end; convkit.analysis.summary "
+                "follows the fields through merges.")
+    if node.op in _ELEMENTWISE or node.op == "reshape":
+        return None
+    return f"{layer.label} ({node.op}) is neither a convolution nor a pooling: the table stops before it."
 
 
-def _spatial_layers(leaves, nsp: int):
-    """``(name, geometry)`` of the convolution and pooling layers up to the first that mixes all positions, the
-    reason the chain stops there (``""`` if it does not), and the element-wise layers skipped on the way."""
-    spatial_layers, skipped = [], []
-    for name, m in leaves:
-        geometry = _rf_layer(m, nsp, name)
+def _spatial_layers(layers: list[_Layer]):
+    """``(layer, geometry)`` of the convolution and pooling layers of the chain from the input, up to the first
+    layer that mixes all positions, merges or branches; the reason it stops there (``""`` if it does not); and
+    the element-wise layers skipped on the way."""
+    spatial_layers, skipped, current = [], [], "input"
+    for layer in layers:
+        if layer.node.inputs[0] != current:
+            return spatial_layers, (f"The network branches at {layer.label}, where these chain recurrences end; "
+                                    "convkit.analysis.summary follows the fields through branches."), skipped
+        geometry = _rf_layer(layer)
         if isinstance(geometry, str):
             return spatial_layers, geometry, skipped
         if geometry is None:
-            skipped.append(name)
+            skipped.append(layer.label)
         else:
-            spatial_layers.append((name, geometry))
+            spatial_layers.append((layer, geometry))
+        current = layer.node.name
     return spatial_layers, "", skipped
 
 
@@ -251,10 +258,10 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
     ``convkit.analysis.arithmetic.receptive_field``).
     """
     op = "receptive_field"
-    leaves, size = _layers(model, input_size, op)
+    layers, size = _layers(model, input_size, op)
     nsp = len(size) - 1
     names = AXES[nsp]
-    spatial_layers, stop, skipped = _spatial_layers(leaves, nsp)
+    spatial_layers, stop, skipped = _spatial_layers(layers)
     if not spatial_layers:
         raise ValueError(f"{op}: the model has no convolution or pooling layer before its first dense/global layer; "
                          "e.g. 'conv3-8 pool2 conv3-8'")
@@ -268,12 +275,13 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
                   "`start_l = start_{l−1} + ((k_eff − 1)/2 − p_l)·j_{l−1}` with `k_eff = d(k − 1) + 1`."
                   + (f" Element-wise layers ({', '.join(skipped)}) change nothing and are left out." if skipped else "")
                   + ("" if same else " The axes differ, so each has its own table."))]
-    stack = _field_stack(leaves, size, spatial_layers)
+    stack = _field_stack(size, spatial_layers)
     for a in axes:
         axis = "" if same else f" ({names[a]})"
         r, j, start = 1, 1, 0
         formulas, rows = [], []
-        for number, ((name, g), (r_new, j_new, s_new)) in enumerate(zip(spatial_layers, per_axis[a]), 1):
+        for number, ((layer, g), (r_new, j_new, s_new)) in enumerate(zip(spatial_layers, per_axis[a]), 1):
+            name = layer.label
             k, s, d, p = g[a]
             k_eff = d * (k - 1) + 1
             formulas.append(f"{name}: r_{number} = {r} + ({k} − 1)·{d}·{j} = {r_new},  j_{number} = {j}·{s} = "
@@ -287,22 +295,21 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
     if stop:
         steps.append(Step(stop))
     steps.append(_probe_step(spatial_layers, per_axis, size))
-    result = [(name, tuple(per_axis[a][i][0] for a in range(nsp)), tuple(per_axis[a][i][1] for a in range(nsp)),
-               tuple(per_axis[a][i][2] for a in range(nsp))) for i, (name, _) in enumerate(spatial_layers)]
+    result = [(layer.label, tuple(per_axis[a][i][0] for a in range(nsp)), tuple(per_axis[a][i][1] for a in range(nsp)),
+               tuple(per_axis[a][i][2] for a in range(nsp))) for i, (layer, _) in enumerate(spatial_layers)]
     title = f"receptive_field: {len(spatial_layers)} convolution/pooling layers on a {shape_text(size)} input"
     return Explanation(title, steps, result)
 
 
-def _field_stack(leaves, size, spatial_layers) -> FieldStack:
+def _field_stack(size, spatial_layers) -> FieldStack:
     """The input and every spatial layer as grids, with each unit's field in every earlier one.
 
     The field of layer ``l`` in layer ``m < l`` is the recurrence run over the
     layers between them; unit ``u`` sees ``start + u·j ∓ (r − 1)/2`` there.
     Layer shapes come from the engine's forward pass.
     """
-    shapes = dict(zip((name for name, _ in leaves), (s[1:] for s in _forward_shapes(leaves, size))))
-    names = ("input",) + tuple(name for name, _ in spatial_layers)
-    grids = (size[1:],) + tuple(shapes[name] for name, _ in spatial_layers)
+    names = ("input",) + tuple(layer.label for layer, _ in spatial_layers)
+    grids = (size[1:],) + tuple(layer.output[1:] for layer, _ in spatial_layers)
     fields = []
     for layer in range(1, len(names)):
         for earlier in range(layer):
