@@ -290,6 +290,6 @@ def register(subparsers) -> None:
         network.add_argument("--model", metavar="MODEL",
                              help="a model as convkit summary takes it: a built-in name (lenet5, ...), "
                                   "FILE.py:FACTORY (runs FILE.py, calls FACTORY()) or a model.safetensors "
-                                  "written by convkit train; its leaf layers are taken in registration order")
+                                  "written by convkit train")
         p.add_argument("--input", "-i", type=_shape, default=(1, 28, 28), help="one sample's shape C×H×W "
                                                                               "(default 1x28x28)")
