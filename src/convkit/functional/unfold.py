@@ -24,6 +24,7 @@ import math
 from ..autograd import apply
 from ..ops import unfold as U
 from ..ops._args import ntuple
+from ..ops.windows import out_sizes
 from ..tensor import Tensor, as_tensor
 
 __all__ = ["unfold", "fold"]
@@ -39,8 +40,7 @@ def _geometry(op: str, kernel_size, dilation, padding, stride):
 
 def _blocks(op: str, size, kernel, dilation, pads, stride) -> tuple[int, int]:
     """Windows per axis, ``(size + 2p - d(k-1) - 1) // s + 1``; each must be positive."""
-    blocks = tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
-                   for n, k, d, (lo, hi), s in zip(size, kernel, dilation, pads, stride))
+    blocks = out_sizes(size, kernel, stride, dilation, pads)
     if any(b < 1 for b in blocks):
         raise ValueError(f"{op}: the kernel {kernel} (dilation {dilation}) does not fit the padded size "
                          f"{tuple(n + lo + hi for n, (lo, hi) in zip(size, pads))} (size {tuple(size)}, padding "

@@ -74,7 +74,8 @@ from functools import partial
 from itertools import islice
 
 from .. import nn
-from ..ops._args import conv_output_size, conv_pads, is_int, ntuple
+from ..ops._args import conv_pads, is_int, ntuple
+from ..ops.windows import out_sizes
 from . import budget
 from .budget import DEFAULT_MAX_PARAMETERS
 
@@ -254,7 +255,7 @@ def _layers(tok: _Token, shape: tuple[int, ...]) -> tuple[list, tuple[int, ...],
         stride = ntuple(a.get("stride", 1), 2, "stride", "Conv2d")
         dilation = ntuple(a.get("dilation", 1), 2, "dilation", "Conv2d")
         pads = conv_pads(padding, 2, kernel, stride, dilation, "Conv2d")
-        hw = [conv_output_size(n, k, s, d, p) for n, k, s, d, p in zip(shape[1:], kernel, stride, dilation, pads)]
+        hw = out_sizes(shape[1:], kernel, stride, dilation, pads)
         out = _spatial(shape, (c_out, *hw), f"kernel {a['kernel']}, stride {stride[0]}, padding {padding}, "
                        f"dilation {dilation[0]}")
         layer = partial(nn.Conv2d, c_in, c_out, a["kernel"], stride=stride[0], padding=padding,
@@ -265,7 +266,7 @@ def _layers(tok: _Token, shape: tuple[int, ...]) -> tuple[list, tuple[int, ...],
         k, p = a["kernel"], a.get("padding", 0)
         s = a.get("stride", k)
         layer = cls(k, stride=s, padding=p)
-        hw = [conv_output_size(n, k, s, 1, (p, p)) for n in shape[1:]]
+        hw = out_sizes(shape[1:], (k, k), (s, s), (1, 1), ((p, p), (p, p)))
         return [layer], _spatial(shape, (shape[0], *hw), f"kernel {k}, stride {s}, padding {p}"), 0
     if tok.kind == "gap":
         return [nn.GlobalAvgPool2d(flatten=True)], (shape[0],), 0

@@ -105,11 +105,6 @@ def conv_pads(padding, n: int, kernel: Sequence[int], stride: Sequence[int],
     return pads
 
 
-def conv_output_size(n: int, k: int, s: int, d: int, pad: tuple[int, int]) -> int:
-    """``o = floor((n + p_lo + p_hi - d*(k-1) - 1) / s) + 1``."""
-    return (n + pad[0] + pad[1] - d * (k - 1) - 1) // s + 1
-
-
 def check_ndim(shape: tuple[int, ...], expected: int, name: str, op: str, layout: str) -> None:
     if len(shape) != expected:
         raise ValueError(

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import Primitive
 from .meta import MetaArray
-from .windows import fold_columns, unfold as unfold_windows
+from .windows import fold_columns, out_sizes, unfold as unfold_windows
 
 
 def unfold_forward(x, *, kernel, stride, dilation, pads):
@@ -56,8 +56,7 @@ def fold_backward(g, saved, needs=(True,)):
 
 def unfold_meta(x, *, kernel, stride, dilation, pads) -> MetaArray:
     """``(N, C, *n) -> (N, C*K, L)``, ``L`` the product of the per-axis window counts."""
-    windows = math.prod((n + lo + hi - d * (k - 1) - 1) // s + 1
-                        for n, k, s, d, (lo, hi) in zip(x.shape[2:], kernel, stride, dilation, pads))
+    windows = math.prod(out_sizes(x.shape[2:], kernel, stride, dilation, pads))
     return MetaArray((x.shape[0], x.shape[1] * math.prod(kernel), windows), x.dtype)
 
 

@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..windows import out_sizes
+
 
 class ConvProblem(NamedTuple):
     """The geometry of one convolution on a padded input (everything an algorithm choice depends on)."""
@@ -87,7 +89,7 @@ def conv_problem(xp_shape, w_shape, stride, dilation, groups: int, dtype, pads=N
     padded = tuple(xp_shape[2:])
     if pads:
         padded = tuple(n + lo + hi for n, (lo, hi) in zip(padded, pads))
-    out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(padded, kernel, stride, dilation))
+    out = out_sizes(padded, kernel, stride, dilation)
     return ConvProblem(xp_shape[0], xp_shape[1], w_shape[0], groups, padded, kernel, tuple(stride),
                        tuple(dilation), out, np.dtype(dtype), pads)
 
