@@ -99,6 +99,13 @@ class Graph:
     buffers: dict
     constants: dict
 
+    @property
+    def layers(self) -> dict[int, Module]:
+        """Node index -> the leaf module (one without children: ``Conv2d``, ``ReLU``...) whose call ran that
+        node and nothing else: the nodes that are a layer, as opposed to an op of some ``forward``."""
+        return {c.nodes.start: c.module for c in self.calls
+                if len(c.nodes) == 1 and not any(True for _ in c.module.children())}
+
     def node(self, name: str) -> Node:
         """The node called ``name``."""
         for n in self.nodes:

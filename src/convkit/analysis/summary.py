@@ -456,8 +456,7 @@ def _rows(graph: Graph, size: tuple[int, ...], itemsize: int) -> tuple[list[Row]
     each row's key, ``("node", index)`` or ``("call", index)``."""
     flows = {"input": Flow(size, tuple(AxisField.identity() for _ in size[1:]))}
     leaf = [not any(True for _ in c.module.children()) for c in graph.calls]
-    layers = {c.nodes.start: type(c.module).__name__ for c, is_leaf in zip(graph.calls, leaf)
-              if is_leaf and len(c.nodes) == 1}  # a leaf module that ran one op: the row is that layer
+    layers = graph.layers  # a leaf module that ran one op: the row is that layer
     idle = {}
     for j, (c, is_leaf) in enumerate(zip(graph.calls, leaf)):
         if is_leaf and not c.nodes and c.inputs:
@@ -494,7 +493,8 @@ def _rows(graph: Graph, size: tuple[int, ...], itemsize: int) -> tuple[list[Row]
             dense_connections = math.prod(x.shape) * math.prod(out)
             dense_params = dense_connections + (math.prod(out) if node.inputs[2] is not None else 0)
         rows.append(Row(
-            name=node.name, kind=layers.get(index, node.op), input_shape=x.shape, output_shape=out,
+            name=node.name, kind=type(layers[index]).__name__ if index in layers else node.op,
+            input_shape=x.shape, output_shape=out,
             params=sum(p.data.size for p in params),
             trainable_params=sum(p.data.size for p in params if p.requires_grad),
             param_bytes=sum(p.data.nbytes for p in params),

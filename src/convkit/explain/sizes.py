@@ -85,9 +85,8 @@ def _layers(model, input_size, op: str) -> tuple[list[_Layer], tuple[int, ...]]:
         graph = trace(model, np.zeros((1,) + size, dtype))
     except (ValueError, TypeError) as err:
         raise ValueError(f"{op}: {err}") from None
-    single = {c.nodes.start: c.module for c in graph.calls
-              if len(c.nodes) == 1 and not any(True for _ in c.module.children())}
-    return [_Layer(n, single.get(i), graph) for i, n in enumerate(graph.nodes)], size
+    layers = graph.layers
+    return [_Layer(n, layers.get(i), graph) for i, n in enumerate(graph.nodes)], size
 
 
 def _conv_sizes(layer: _Layer):

@@ -22,18 +22,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..autograd import no_grad
 from .._io import atomic_file
 from ..nn import Module
 from ..nn.conv import Conv2d
-from ..nn.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from ..trace import trace
 
 __all__ = ["MatplotlibMissing", "plot_history", "plot_confusion_matrix", "plot_misclassified",
            "plot_filters", "plot_feature_maps", "plot_receptive_field"]
 
 SIGNED = "RdBu_r"  # diverging, white at zero (with symmetric limits)
 
-_POOLS = (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d)
+_MAPS = {"conv", "max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool"}  # ops whose outputs are maps
 
 
 class MatplotlibMissing(ImportError):
@@ -206,15 +205,15 @@ def plot_filters(model: Module, path: str | os.PathLike | None = None, max_filte
 
 
 def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = None, max_channels: int = 16):
-    """The feature maps of one image after each convolution and pooling layer, as the model computes them.
+    """The feature maps of one image after each convolution and pooling, as the model computes them.
 
-    The model runs on the image (in eval mode, without gradients) with a
-    forward hook on every ``Conv2d`` and pooling module, so the maps are
-    the outputs of the calls the model's own ``forward`` makes, in the
-    order it makes them, whatever it does between them (functional
-    activations, additions, concatenations). Below the input (in grey), one
-    row per call, its channels side by side on one colour scale, symmetric
-    about zero (``SIGNED``), with the row's colour bar.
+    The model runs on the image once, in eval mode and without gradients,
+    under ``convkit.trace``, so the maps are the outputs of the convolutions
+    and poolings its own ``forward`` runs (layers or functional calls), in
+    the order it runs them, whatever it does between them (activations,
+    additions, concatenations). Below the input (in grey), one row per op,
+    named as in the trace, its channels side by side on one colour scale,
+    symmetric about zero (``SIGNED``), with the row's colour bar.
 
     Args:
         model (Module): any network taking ``(1, C, H, W)`` batches.
@@ -228,26 +227,13 @@ def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = Non
     if x.ndim != 4:
         raise ValueError(f"plot_feature_maps: image must be (C, H, W), got shape {np.shape(image)}")
     x = x.astype(next((p.dtype for p in model.parameters()), x.dtype), copy=False)  # the model's own dtype
+    graph = trace(model, x)
+    layers = graph.layers
     rows = [("input", x[0])]
-
-    def keep(name: str):
-        def hook(layer, args, output):
-            out = np.asarray(output.data)
-            if out.ndim == 4:
-                rows.append((f"{name}: {type(layer).__name__} {out.shape[1]}×{out.shape[2]}×{out.shape[3]}", out[0]))
-        return hook
-
-    handles = [m.register_forward_hook(keep(name)) for name, m in model.named_modules()
-               if isinstance(m, (Conv2d, *_POOLS))]
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    for index, node in enumerate(graph.nodes):
+        if node.op in _MAPS and node.value.ndim == 4:
+            kind = type(layers[index]).__name__ if index in layers else node.op
+            rows.append((f"{node.name}: {kind} {'×'.join(map(str, node.shape[1:]))}", node.value[0]))
     if len(rows) == 1:
         raise ValueError(f"plot_feature_maps: the model ({type(model).__name__}) has no convolution or "
                          "pooling layer that its forward calls")
