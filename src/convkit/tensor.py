@@ -146,14 +146,14 @@ class Tensor:
         return self.data.copy() if copy else self.data
 
     def numpy(self) -> np.ndarray:
-        """The values as an ndarray (shares memory, like ``torch.Tensor.numpy``)."""
-        return self.data
+        """The values as an ndarray (shares memory, like ``torch.Tensor.numpy``); a meta tensor has none."""
+        return np.asarray(self.data) if isinstance(self.data, MetaArray) else self.data
 
     def item(self):
-        return self.data.item()
+        return self.numpy().item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self.numpy().tolist()
 
     def detach(self) -> Tensor:
         """A tensor sharing the values, cut from the graph."""
