@@ -490,7 +490,7 @@ Input: (1, 8, 8) float32 (256 bytes); output (3,)
 Total params: 285 (trainable 285, non-trainable 0)
 Params size: 1,140 bytes (1.14 kB); buffers: 0 bytes
 Total MACs: 1,683 (1.68 k) per sample; FLOPs ~ 2 x MACs = 3,366 (3.37 k)
-Other ops (bias, norm, activation, pooling; not in MACs): 436
+Other ops (bias, norm, activation, pooling, merges; not in MACs): 436
 Activations: 1,812 bytes (1.81 kB) per sample, the sum of the outputs above
 Largest im2col buffer: 2,304 bytes (2.30 kB) in 0 (Conv2d)
 

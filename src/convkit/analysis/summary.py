@@ -252,7 +252,7 @@ class Summary:
             f"buffers: {self.buffer_bytes:,} bytes",
             f"Total MACs: {self.total_macs:,} ({_si(self.total_macs)}) per sample; "
             f"FLOPs ~ 2 x MACs = {self.total_flops:,} ({_si(self.total_flops)})",
-            f"Other ops (bias, norm, activation, pooling; not in MACs): {self.total_other_ops:,}",
+            f"Other ops (bias, norm, activation, pooling, merges; not in MACs): {self.total_other_ops:,}",
             f"Activations: {self.total_activation_bytes:,} bytes ({_si(self.total_activation_bytes)}B) "
             f"per sample, the sum of the outputs above",
         ]
