@@ -153,3 +153,15 @@ def test_bad_examples(example, match):
         trace(nn.ReLU(), example)
     with pytest.raises(TypeError, match="model must be a convkit.nn.Module"):
         trace(lambda x: x, (1, 2))
+
+
+def test_one_normalised_geometry_per_window_layer():
+    net = nn.Sequential(nn.Conv2d(1, 2, 4, padding="same", dilation=(1, 2)), nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+                        nn.ConvTranspose2d(2, 1, 3, stride=2, padding=1, output_padding=1), nn.ReLU())
+    g = trace(net, (1, 1, 9, 9))
+    conv, pool, up, relu = (g.geometry(n) for n in g.nodes)
+    assert (conv.kernel, conv.stride, conv.dilation, conv.pads, conv.output) == \
+        ((4, 4), (1, 1), (1, 2), ((1, 2), (3, 3)), (9, 9))  # 'same': the odd extra element after, as torch
+    assert (pool.kernel, pool.stride, pool.pads, pool.output) == ((3, 3), (2, 2), ((1, 1), (1, 1)), (5, 5))
+    assert up.transposed and up.pads == ((1, 1), (1, 1)) and up.output == (10, 10)
+    assert relu is None

@@ -219,38 +219,33 @@ def _numel(node) -> int:
     return math.prod(node.shape[1:])
 
 
-def _conv(node, inputs, weight_shape) -> Step:
-    x, o = inputs[0], node.options
-    kernel = weight_shape[2:]
-    out = node.shape[2:]
+def _conv(node, inputs, graph) -> Step:
+    x, g = inputs[0], graph.geometry(node)
     positions = math.prod(node.shape[1:])
     return Step(
-        fields=_per_axis(x, lambda a, f: f.window(kernel[a], o["stride"][a], o["dilation"][a], o["pads"][a][0])),
-        macs=positions * weight_shape[1] * math.prod(kernel),
+        fields=_per_axis(x, lambda a, f: f.window(g.kernel[a], g.stride[a], g.dilation[a], g.pads[a][0])),
+        macs=positions * graph.shape(node.inputs[1])[1] * math.prod(g.kernel),
         other_ops=positions if node.inputs[2] is not None else 0,
-        workspace=x.shape[0] * math.prod(kernel) * math.prod(out),
+        workspace=x.shape[0] * math.prod(g.kernel) * math.prod(g.output),
     )
 
 
-def _conv_transpose(node, inputs, weight_shape) -> Step:
-    x, o = inputs[0], node.options
-    kernel = weight_shape[2:]
+def _conv_transpose(node, inputs, graph) -> Step:
+    x, g = inputs[0], graph.geometry(node)
     in_positions = math.prod(x.shape[1:])
-    out_channels = node.shape[1]
     return Step(
-        fields=_per_axis(x, lambda a, f: f.transposed(kernel[a], o["stride"][a], o["dilation"][a], o["pads"][a][0])),
-        macs=x.shape[0] * in_positions * weight_shape[1] * math.prod(kernel),
+        fields=_per_axis(x, lambda a, f: f.transposed(g.kernel[a], g.stride[a], g.dilation[a], g.pads[a][0])),
+        macs=x.shape[0] * in_positions * graph.shape(node.inputs[1])[1] * math.prod(g.kernel),
         other_ops=_numel(node) if node.inputs[2] is not None else 0,
-        workspace=out_channels * math.prod(kernel) * in_positions,
+        workspace=node.shape[1] * math.prod(g.kernel) * in_positions,
     )
 
 
-def _pool(node, inputs, kind: str) -> Step:
-    x, o = inputs[0], node.options
-    dilation = o.get("dilation", (1,) * len(o["kernel"]))
-    window = math.prod(o["kernel"])
+def _pool(node, inputs, graph, kind: str) -> Step:
+    x, g = inputs[0], graph.geometry(node)
+    window = math.prod(g.kernel)
     return Step(
-        fields=_per_axis(x, lambda a, f: f.window(o["kernel"][a], o["stride"][a], dilation[a], o["padding"][a])),
+        fields=_per_axis(x, lambda a, f: f.window(g.kernel[a], g.stride[a], g.dilation[a], g.pads[a][0])),
         other_ops=_numel(node) * (window - 1 if kind == "max" else window),
     )
 
@@ -329,9 +324,9 @@ def _pad(node, inputs) -> Step:
     return Step(tuple(f.window(1, 1, 1, lo) for f, (lo, _) in zip(x.fields, pads)))
 
 
-def _linear(node, inputs, weight_shape) -> Step:
+def _linear(node, inputs, graph) -> Step:
     rows = math.prod(node.shape[1:-1])
-    out_features, in_features = weight_shape
+    out_features, in_features = graph.shape(node.inputs[1])
     return Step(None, macs=rows * in_features * out_features,
                 other_ops=rows * out_features if node.inputs[2] is not None else 0)
 
@@ -342,23 +337,16 @@ def _other(node, inputs) -> Step:
     return Step(None, other_ops=_numel(node), note=f"{node.op}: no receptive field is given after it")
 
 
-def _weighted(rule):
-    """A rule that also needs the shape of the node's weight (its second input)."""
-    def run(node, inputs, graph):
-        return rule(node, inputs, graph.shape(node.inputs[1]))
-    return run
-
-
 def _plain(rule, **options):
     return lambda node, inputs, graph: rule(node, inputs, **options)
 
 
 RULES = {
-    "conv": _weighted(_conv),
-    "conv_transpose": _weighted(_conv_transpose),
-    "linear": _weighted(_linear),
-    "max_pool": _plain(_pool, kind="max"),
-    "avg_pool": _plain(_pool, kind="avg"),
+    "conv": _conv,
+    "conv_transpose": _conv_transpose,
+    "linear": _linear,
+    "max_pool": functools.partial(_pool, kind="max"),
+    "avg_pool": functools.partial(_pool, kind="avg"),
     "adaptive_max_pool": _plain(_adaptive_pool, kind="max"),
     "adaptive_avg_pool": _plain(_adaptive_pool, kind="avg"),
     "global_avg_pool": _plain(_global_avg_pool),

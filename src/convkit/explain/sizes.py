@@ -53,7 +53,8 @@ _MERGES = {"add", "sub", "mul", "div", "cat", "stack", "matmul"}
 
 class _Layer:
     """One row of the explanation: a traced op, its label (``name Class`` for a leaf layer, ``name (op)`` for an
-    op of a ``forward``), the module that ran it, and its input and output shapes without the batch axis."""
+    op of a ``forward``), the module that ran it, its input and output shapes without the batch axis, and
+    its window geometry (``Graph.geometry``; None for other ops)."""
 
     def __init__(self, node: Node, module, graph):
         self.node = node
@@ -61,7 +62,7 @@ class _Layer:
         self.label = f"{node.name} {type(module).__name__}" if module is not None else f"{node.name} ({node.op})"
         self.input = graph.shape(node.inputs[0])[1:]
         self.output = node.shape[1:]
-        self.kernel = graph.shape(node.inputs[1])[2:] if node.op in ("conv", "conv_transpose") else None
+        self.geometry = graph.geometry(node)
 
 
 def _layers(model, input_size, op: str) -> tuple[list[_Layer], tuple[int, ...]]:
@@ -90,10 +91,9 @@ def _layers(model, input_size, op: str) -> tuple[list[_Layer], tuple[int, ...]]:
 
 
 def _conv_sizes(layer: _Layer):
-    o, spatial = layer.node.options, layer.input[1:]
-    kernel = layer.kernel
+    g, spatial = layer.geometry, layer.input[1:]
     formulas, out = [], []
-    for axis, n, k, s, (lo, hi), d in zip(AXES[len(spatial)], spatial, kernel, o["stride"], o["pads"], o["dilation"]):
+    for axis, n, k, s, (lo, hi), d in zip(AXES[len(spatial)], spatial, g.kernel, g.stride, g.pads, g.dilation):
         size = conv_output_size(n, k, s, (lo, hi), d)
         padding = f"2·{lo}" if lo == hi else f"{lo} + {hi}"
         formulas.append(f"{axis}: ⌊({n} + {padding} − {d}·({k} − 1) − 1)/{s}⌋ + 1 = {size}")
@@ -102,16 +102,16 @@ def _conv_sizes(layer: _Layer):
     if getattr(layer.module, "padding", None) == "same":
         note = (" padding='same' pads d(k − 1) in total, " +
                 ", ".join(f"{d}·({k} − 1) = {lo + hi} → ({lo}, {hi})" for k, d, (lo, hi) in
-                          zip(kernel, o["dilation"], o["pads"])) + ", so the size is kept.")
+                          zip(g.kernel, g.dilation, g.pads)) + ", so the size is kept.")
     channels = layer.output[0]
     return f"channels {layer.input[0]} → {channels}.{note} Per axis:", formulas, (channels, *out)
 
 
 def _transposed_sizes(layer: _Layer):
-    o, spatial = layer.node.options, layer.input[1:]
+    g, spatial = layer.geometry, layer.input[1:]
     formulas, out = [], []
-    for axis, n, k, s, (lo, hi), op, d in zip(AXES[len(spatial)], spatial, layer.kernel, o["stride"], o["pads"],
-                                              o["output_padding"], o["dilation"]):
+    for axis, n, k, s, (lo, hi), op, d in zip(AXES[len(spatial)], spatial, g.kernel, g.stride, g.pads,
+                                              layer.node.options["output_padding"], g.dilation):
         size = conv_transpose_output_size(n, k, s, (lo, hi), op, d)
         padding = f"2·{lo}" if lo == hi else f"({lo} + {hi})"
         formulas.append(f"{axis}: ({n} − 1)·{s} − {padding} + {d}·({k} − 1) + {op} + 1 = {size}")
@@ -120,16 +120,14 @@ def _transposed_sizes(layer: _Layer):
 
 
 def _pool_sizes(layer: _Layer):
-    o, shape = layer.node.options, layer.input
-    nsp = len(shape) - 1
-    dilation = o.get("dilation", (1,) * nsp)
-    lo, hi = ("⌈", "⌉") if o["ceil_mode"] else ("⌊", "⌋")
+    g, shape, ceil = layer.geometry, layer.input, layer.node.options["ceil_mode"]
+    lo, hi = ("⌈", "⌉") if ceil else ("⌊", "⌋")
     formulas, out = [], []
-    for axis, n, k, s, p, d in zip(AXES[nsp], shape[1:], o["kernel"], o["stride"], o["padding"], dilation):
-        size = pool_output_size(n, k, s, p, d, o["ceil_mode"])
+    for axis, n, k, s, (p, _), d in zip(AXES[len(shape) - 1], shape[1:], g.kernel, g.stride, g.pads, g.dilation):
+        size = pool_output_size(n, k, s, p, d, ceil)
         formulas.append(f"{axis}: {lo}({n} + 2·{p} − {d}·({k} − 1) − 1)/{s}{hi} + 1 = {size}")
         out.append(size)
-    rule = " ceil_mode rounds up (a last window may not start in the right padding)." if o["ceil_mode"] else ""
+    rule = " ceil_mode rounds up (a last window may not start in the right padding)." if ceil else ""
     return f"channels unchanged ({shape[0]}).{rule} Per axis:", formulas, (shape[0], *out)
 
 
@@ -205,11 +203,9 @@ def output_size(model, input_size=(1, 28, 28)) -> Explanation:
 def _rf_layer(layer: _Layer):
     """``(kernel, stride, dilation, left padding)`` per axis, None for a layer that keeps the fields, or the
     reason the chain of recurrences stops here."""
-    node, o = layer.node, layer.node.options
-    if node.op == "conv":
-        return tuple(zip(layer.kernel, o["stride"], o["dilation"], (lo for lo, _ in o["pads"])))
-    if node.op in ("max_pool", "avg_pool"):
-        return tuple(zip(o["kernel"], o["stride"], o.get("dilation", (1,) * len(o["kernel"])), o["padding"]))
+    node, g = layer.node, layer.geometry
+    if node.op in ("conv", "max_pool", "avg_pool"):
+        return tuple(zip(g.kernel, g.stride, g.dilation, (lo for lo, _ in g.pads)))
     if node.op == "conv_transpose":
         return (f"{layer.label} is a transposed convolution: its units see alternating numbers of inputs "
                 "(no single receptive field), so the table stops before it.")
