@@ -22,9 +22,9 @@ import numpy as np
 from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..random import manual_seed
 from ..symmetry import GROUP_NAMES, from_name, report
-from ..symmetry.report import SAMPLES
+from ..symmetry.report import MIN_SAMPLES, SAMPLES
 from ..tensor import get_default_dtype, set_default_dtype
-from .models import load_model
+from .models import add_factory, load_model
 
 _GROUPS = {
     "shifts": "all circular shifts of the input grid",
@@ -41,12 +41,13 @@ def _input_size(text: str) -> tuple[int, int, int]:
     return tuple(int(p) for p in parts)  # type: ignore[return-value]
 
 
-def _samples(text: str) -> int | None:
-    """``--samples``: a positive int, or ``all`` (None: every element)."""
-    if text == "all":
-        return None
+def _samples(text: str) -> int | str | None:
+    """``--samples``: a positive int, ``all`` (None: every element) or ``auto``."""
+    if text in ("all", "auto"):
+        return None if text == "all" else text
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'all' (or 'auto', the default), got {text!r}")
     return int(text)
 
 
@@ -63,7 +64,8 @@ def register(subparsers) -> None:
                    help="a built-in model name (lenet5, convnet, ...), a spec string such as "
                         "'conv3-10 pool2 conv3-10 pool2 flatten fc3', FILE.py:FACTORY (imports FILE.py, "
                         "running its code, and calls FACTORY()), or a model.safetensors written by convkit "
-                        "train (its trained weights)")
+                        "train (its trained weights; one trained from FILE.py:FACTORY needs --factory)")
+    add_factory(p)
     p.add_argument("--group", choices=GROUP_NAMES, default="shifts", help="the symmetry group (default: shifts)")
     p.add_argument("--input", type=_input_size, default=(1, 28, 28), metavar="CxHxW",
                    help="the input size (default: 1x28x28)")
@@ -73,9 +75,11 @@ def register(subparsers) -> None:
     p.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                    help="refuse a model with more parameters, before building it "
                         f"(default: {DEFAULT_MAX_PARAMETERS:,})")
-    p.add_argument("--samples", type=_samples, default=SAMPLES, metavar="N|all",
+    p.add_argument("--samples", type=_samples, default="auto", metavar="N|all|auto",
                    help=f"check at most N group elements, drawn at random when the group is larger, with what "
-                        f"they show of the whole group at 95%% confidence; all: every one (default: {SAMPLES})")
+                        f"they show of the whole group at 95%% confidence; all: every one; auto: all of a group "
+                        f"of up to {SAMPLES}, else {MIN_SAMPLES} to {SAMPLES}, fewer for larger models "
+                        f"(default: auto)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: the table, reasons and verdict; json: every number (default: text)")
     p.set_defaults(run=run)
@@ -90,7 +94,7 @@ def run(args) -> int:
     set_default_dtype(np.dtype(args.dtype))
     try:
         manual_seed(args.seed)
-        model = load_model(args.model, args.input, None, args.max_parameters)
+        model = load_model(args.model, args.input, None, args.max_parameters, factory=args.factory)
     except ValueError as e:
         print(f"convkit symmetry: {e}", file=sys.stderr)
         return 2
