@@ -1,11 +1,14 @@
 """``FILE.py:FACTORY`` on the command line: train a user's residual model, resume it, evaluate it, explain it.
 
 The run records the factory (path as given, function, SHA-256 of the
-file's bytes); a resumed run and ``convkit evaluate`` rebuild the model
-from the same bytes and refuse, in one line with exit 2, a file that has
-changed or is missing. The bad factories (no file, no function, not a
-Module, an exception, wrong output size) are in ``test_cli_faults.py``'s
-table.
+file's bytes). Loading a file never runs code it names: a resumed run
+(``convkit train FILE.py:FACTORY --resume``), ``convkit evaluate
+--factory`` and ``load_model(..., factory=)`` rebuild the model only from a
+factory named again, of the recorded function and bytes (any path), and
+refuse in one line with exit 2 one not named (saying what to name),
+another function, or a file that has changed or is missing. The bad
+factories (no file, no function, not a Module, an exception, wrong output
+size) and crafted files naming a factory are in ``test_cli_faults.py``.
 """
 
 import hashlib
@@ -80,15 +83,24 @@ def test_a_factory_model_trains_resumes_evaluates_and_is_refused_once_changed(da
 
     monkeypatch.setattr(loop, "_train_epoch", interrupted_in_epoch_two)
     assert _train(data_dir, "run") == 130
+    resume = ["train", "nets.py:make", "--out", "run", "--resume", "--data-dir", str(data_dir)]
+    assert capsys.readouterr().err.rstrip().endswith(f"continue with: convkit {' '.join(resume)}")
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
     assert checkpoint.epoch == 1 and checkpoint.config["model"] == "nets.py:make"
     assert checkpoint.config["factory"] == {"path": "nets.py", "function": "make", "sha256": digest}
-    capsys.readouterr()
+    before = (tmp_path / "run" / "checkpoint.safetensors").read_bytes()
 
-    # --resume rebuilds the same model from the same file and ends where the uninterrupted run ended
-    assert main(["train", "--out", "run", "--resume", "--data-dir", str(data_dir), "--no-plots"]) == 0
+    # the factory is not taken from the checkpoint: --resume without it says what to add, and changes nothing
+    assert main(["train", "--out", "run", "--resume", "--data-dir", str(data_dir), "--no-plots"]) == 2
+    assert capsys.readouterr().err == (
+        "convkit train: run/checkpoint.safetensors was built by nets.py:make (a Python file, which loading does "
+        f"not run); to resume it, name it: convkit {' '.join(resume)}\n")
+    assert (tmp_path / "run" / "checkpoint.safetensors").read_bytes() == before
+
+    # named again, --resume rebuilds the same model and ends where the uninterrupted run ended
+    assert main([*resume, "--no-plots"]) == 0
     assert "resuming run after epoch 1 of 2" in capsys.readouterr().err
     straight, resumed = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "run" / "model.safetensors")
     assert straight.keys() == resumed.keys() and {"stem.weight", "block.1.weight", "head.3.bias"} <= resumed.keys()
@@ -96,34 +108,59 @@ def test_a_factory_model_trains_resumes_evaluates_and_is_refused_once_changed(da
         assert straight[name].tobytes() == resumed[name].tobytes(), name
     assert load_checkpoint(tmp_path / "run" / "model.safetensors").config["factory"]["sha256"] == digest
 
-    # the model file is loadable: convkit evaluate, and load_model as every MODEL argument takes it
+    # the model file loads with its factory named: convkit evaluate --factory, load_model(factory=)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["factory"] == {"path": "nets.py", "function": "make", "sha256": digest}
-    assert main(["evaluate", "run/model.safetensors", "--data-dir", str(data_dir), "--format", "json"]) == 0
+    evaluate = ["evaluate", "run/model.safetensors", "--data-dir", str(data_dir)]
+    assert main(evaluate) == 2
+    assert capsys.readouterr().err == (
+        "convkit evaluate: run/model.safetensors was built by nets.py:make (a Python file, which loading does not "
+        "run); to evaluate it, name it: --factory nets.py:make\n")
+    assert main([*evaluate, "--factory", "nets.py:make", "--format", "json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["model"] == "nets.py:make" and evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"])
-    net = load_model("run/model.safetensors", (1, 28, 28), None, 10**6)
+    with pytest.raises(ValueError, match=r"^MODEL run/model.safetensors was built by nets.py:make .*: --factory "
+                                         r"nets.py:make$"):
+        load_model("run/model.safetensors", (1, 28, 28), None, 10**6)
+    net = load_model("run/model.safetensors", (1, 28, 28), None, 10**6, factory="nets.py:make")
     assert type(net).__name__ == "Residual" and net.head[3].weight.numpy().tobytes() == resumed["head.3.weight"].tobytes()
-    assert main(["explain", "output-size", "--model", "run/model.safetensors", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["result"][-1] == [10]
+    assert main(["summary", "run/model.safetensors", "--factory", "nets.py:make", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["params"] == sum(v.size for v in resumed.values())
+    assert main(["explain", "output-size", "--model", "run/model.safetensors"]) == 2  # explain names no factory
+    assert "was built by nets.py:make (a Python file, which loading does not run)" in capsys.readouterr().err
 
-    # a changed file: resume and evaluate refuse it in one line, and the run is left as it was
+    # the same bytes under another path are the same factory; another function is refused, naming both
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "nets.py").write_text(NETS)
+    assert main([*evaluate, "--factory", "copy/nets.py:make"]) == 0
+    assert "nets.py:make on fashion-mnist" in capsys.readouterr().out
+    assert main([*evaluate, "--factory", "nets.py:sized"]) == 2
+    assert capsys.readouterr().err == (
+        "convkit evaluate: run/model.safetensors was built by function make() (nets.py:make), but nets.py:sized "
+        "names sized(); to evaluate it, name it: --factory nets.py:make\n")
+
+    # a changed file: resume and evaluate refuse it in one line naming both hashes, and the run is left as it was
     before = (tmp_path / "run" / "checkpoint.safetensors").read_bytes()
-    (tmp_path / "nets.py").write_text(NETS.replace("MaxPool2d(4)", "AvgPool2d(4)"))
-    assert main(["train", "--out", "run", "--resume", "--data-dir", str(data_dir), "--no-plots"]) == 2
-    err = capsys.readouterr().err
-    assert _one_line(err, "run/checkpoint.safetensors was trained from nets.py:make: nets.py has changed since")
-    assert f"SHA-256 {digest[:12]}... then" in err
+    changed = NETS.replace("MaxPool2d(4)", "AvgPool2d(4)")
+    (tmp_path / "nets.py").write_text(changed)
+    now = hashlib.sha256(changed.encode()).hexdigest()
+    assert main([*resume, "--no-plots"]) == 2
+    assert capsys.readouterr().err == (
+        f"convkit train: run/checkpoint.safetensors was built by nets.py:make from a file with SHA-256 {digest[:12]}"
+        f"..., but nets.py has SHA-256 {now[:12]}... now; name the file it was built by (or train the changed one "
+        "as a new run)\n")
     assert (tmp_path / "run" / "checkpoint.safetensors").read_bytes() == before
-    assert main(["evaluate", "run/model.safetensors", "--data-dir", str(data_dir)]) == 2
-    assert _one_line(capsys.readouterr().err, "convkit evaluate: run/model.safetensors was trained from nets.py:make")
+    assert main([*evaluate, "--factory", "nets.py:make"]) == 2
+    assert _one_line(capsys.readouterr().err, "convkit evaluate: run/model.safetensors was built by nets.py:make "
+                                              f"from a file with SHA-256 {digest[:12]}..., but nets.py has SHA-256")
 
     # a missing file (another current directory): one line that says where relative paths are taken from
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    assert main(["evaluate", "../run/model.safetensors", "--data-dir", str(data_dir)]) == 2
+    assert main(["evaluate", "../run/model.safetensors", "--data-dir", str(data_dir), "--factory", "nets.py:make"]) == 2
     err = capsys.readouterr().err
-    assert _one_line(err, "no such file 'nets.py'; a relative path is taken from the current directory")
+    assert _one_line(err, "--factory nets.py:make: no such file 'nets.py'; a relative path is taken from the current "
+                          "directory")
 
 
 def test_a_factory_gets_num_classes_and_input_size_when_it_declares_them(tmp_path, capsys):

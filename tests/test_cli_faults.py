@@ -6,6 +6,7 @@ per module. Exit codes: 2 usage error, 1 failure (``convkit train --help``).
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -22,7 +23,7 @@ from convkit.cli import build_parser, main
 from convkit.data import write_idx
 from convkit.models import build
 from convkit.safetensors import load_file, load_metadata, save_file
-from convkit.train import loop, save_model
+from convkit.train import load_checkpoint, loop, save_model
 from convkit.train.rundir import RunDirectory
 
 FAST = ["--epochs", "1", "--batch-size", "50", "--no-plots", "--threads", "1"]
@@ -191,7 +192,7 @@ CASES = [
     ([*T, "--out", "{new}", "--weights", "{bad}/weights_bad_shape/checkpoint.safetensors"], 1),
     # train --resume
     ([*T, "--out", "{run}", "--resume", "--lr", "0.5"], 2), ([*T, "--out", "{run}", "--resume", "--epochs", "9"], 2),
-    ([*T, "--out", "{run}", "--resume", "convnet"], 2),
+    ([*T, "--out", "{run}", "--resume", "convnet"], 2), ([*T, "--out", "{run}", "--resume", "{bad}/nets.py:raises"], 2),
     (["train", "--data-dir", "{other_data}", "--out", "{run}", "--resume"], 2),
     ([*T, "--out", "{root}/absent", "--resume"], 1), ([*T, "--out", "{bad}/empty_run", "--resume"], 1),
     *[([*T, "--out", "{bad}/" + name, "--resume"], 1) for name in (
@@ -205,6 +206,8 @@ CASES = [
     (["evaluate", "{bad}/model_number/checkpoint.safetensors", "--data-dir", "{data}"], 1),
     (["evaluate", "{bad}/model_huge/checkpoint.safetensors", "--data-dir", "{data}"], 1),
     (["evaluate", "{bad}/factory_unrecorded/checkpoint.safetensors", "--data-dir", "{data}"], 1),
+    (["evaluate", "{bad}/factory_other/checkpoint.safetensors", "--factory", "{bad}/nets.py:make"], 1),
+    (["evaluate", "{model}", "--factory", "{bad}/nets.py:raises"], 2),
     (["evaluate", "{bad}/dataset_other/checkpoint.safetensors", "--data-dir", "{data}"], 1),
     (["evaluate", "{bad}/other_model.safetensors", "--data-dir", "{data}", "--dataset", "fashion-mnist"], 1),
     (["evaluate", "{model}", "--data-dir", "{root}/absent"], 1),
@@ -221,6 +224,12 @@ CASES = [
     (["explain", "output-size", "--model", "{bad}/nets.py:raises"], 2),
     (["explain", "receptive-field", "--model", "{root}/absent.py:make"], 2),
     (["summary", "{bad}/broken.py:make"], 2), (["symmetry", "{bad}/nets.py:not_a_module"], 2),
+    # --factory: only for a model file trained from a factory
+    (["summary", "lenet5", "--factory", "{bad}/nets.py:raises"], 2),
+    (["summary", "{bad}/nets.py:raises", "--factory", "{bad}/nets.py:raises"], 2),
+    (["summary", "{model}", "--factory", "{bad}/nets.py:raises"], 2),
+    (["symmetry", "{model}", "--factory", "{bad}/nets.py:raises"], 2),
+    (["summary", "{bad}/factory_other/checkpoint.safetensors"], 2),
 ]
 
 
@@ -249,6 +258,51 @@ def test_environment_setting_is_checked_before_anything(files, tmp_path, capsys,
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "CONVKIT_CONV_ALGORITHM" in err and "'bogus'" in err
     assert not (tmp_path / "o").exists()
+
+
+# Run when imported or executed: leaves a marker file beside itself, then offers a model.
+MARKING = """\
+from pathlib import Path
+
+Path({marker!r}).write_text("this file ran")
+
+import convkit.nn as nn
+
+
+def make(num_classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
+"""
+
+
+def test_a_crafted_file_naming_a_factory_gets_nothing_run(files, tmp_path, capsys):
+    """A model or checkpoint whose factory record names a real file with the right SHA-256: every command that
+    loads it refuses in one line (exit 2), saying what to name, and the file never runs; named, it does."""
+    marker = tmp_path / "ran"
+    source = tmp_path / "marking.py"
+    source.write_text(MARKING.format(marker=str(marker)))
+    record = {"path": str(source), "function": "make", "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    run = tmp_path / "run"
+    run.mkdir()
+    crafted = _craft(files["checkpoint"], run / "checkpoint.safetensors",
+                     config=lambda c: _set(c, model=f"{source}:make", factory=record))
+    save_model(tmp_path / "crafted.safetensors", build("fc10"), load_checkpoint(crafted).config)
+    hint = f"was built by {source}:make (a Python file, which loading does not run); to "
+    for argv, named in [
+        (["evaluate", str(tmp_path / "crafted.safetensors"), "--data-dir", str(files["data"])], "--factory"),
+        (["evaluate", str(crafted), "--data-dir", str(files["data"])], "--factory"),
+        (["summary", str(tmp_path / "crafted.safetensors")], "--factory"),
+        (["symmetry", str(crafted)], "--factory"),
+        (["explain", "receptive-field", "--model", str(tmp_path / "crafted.safetensors")], "--factory"),
+        (["train", "--out", str(run), "--resume", "--data-dir", str(files["data"])], "convkit train"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and hint in err and f"name it: {named} {source}:make" in err, err
+        assert not marker.exists(), argv
+    assert load_checkpoint(crafted).epoch == 1 and sorted(p.name for p in run.iterdir()) == ["checkpoint.safetensors"]
+    # the user names it: now, and only now, it runs
+    assert main(["summary", str(tmp_path / "crafted.safetensors"), "--factory", f"{source}:make"]) == 0
+    assert marker.read_text() == "this file ran"
 
 
 def test_resume_on_other_data_names_what_differs(files, capsys):

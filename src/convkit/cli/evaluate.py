@@ -3,9 +3,11 @@
 The file names its model, dataset and input size; the model is rebuilt
 from them, given the file's weights, and run on the test split (or
 ``--split train``) of the dataset, fitted to the input size the model was
-trained on. A model trained from ``FILE.py:FACTORY`` is rebuilt by that
-factory, from the file the model file records, and only while the file's
-SHA-256 is the recorded one (a missing or changed file: one line, exit 2).
+trained on. Loading a file never runs code it names: a model trained from
+``FILE.py:FACTORY`` is rebuilt only by the factory named with ``--factory
+FILE.py:FACTORY``, and only when that is the function the file records and
+FILE.py holds the bytes it records (SHA-256); without ``--factory``, or
+with another function or other bytes, one line (exit 2) says what to name.
 Exit codes: 0 done, 1 failure (missing or unusable file or
 data), 2 usage error.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,9 +25,10 @@ from ..data import DataLoader
 from ..train import per_class_accuracy, predict
 from ..train.metrics import ConfusionMatrix, confusion_matrix
 from .failure import Exit
+from .models import add_factory
 from .options import add_format, add_max_parameters, positive_int
 from .run_data import fitted, load_data
-from .run_model import build_model, check_outputs, load_file
+from .run_model import build_model, check_outputs, load_file, rebuilt_model
 from .run_settings import CLASSES, DATASETS, EVAL_BATCH, LATER_SETTINGS, check_environment, checked_settings
 
 
@@ -34,14 +38,16 @@ def register(subparsers) -> None:
         "evaluate", help="evaluate a saved model or checkpoint",
         description="Print the accuracy and confusion matrix of a model.safetensors or checkpoint.safetensors "
                     "written by convkit train.")
-    e.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a model or checkpoint file written by convkit train (one trained "
-                                                        "from FILE.py:FACTORY runs that file again)")
+    e.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+                   help="a model or checkpoint file written by convkit train (one trained from FILE.py:FACTORY "
+                        "needs --factory FILE.py:FACTORY)")
     e.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")
     e.add_argument("--split", choices=("test", "train"), default="test", help="default: test")
     e.add_argument("--data-dir", type=Path, metavar="DIR", help="directory holding the dataset's IDX files")
     e.add_argument("--download", action="store_true", help="download the dataset if it is not found (SHA-256 verified)")
     e.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH, metavar="B",
                    help=f"default: {EVAL_BATCH}")
+    add_factory(e)
     add_max_parameters(e)
     add_format(e, "accuracy, loss and the confusion matrix as tables; json: every number")
     e.set_defaults(run=run_evaluate)
@@ -72,8 +78,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     fitting = checked_settings(args.checkpoint, {**LATER_SETTINGS,
                                                  **{k: settings[k] for k in LATER_SETTINGS if k in settings}})
     size = fitting["input_size"]
-    model = build_model(settings["model"], args.max_parameters, checkpoint, size)[0]
-    check_outputs(model, settings["model"], CLASSES, args.checkpoint, size)
+    spec = rebuilt_model(checkpoint, args.factory, "evaluate", lambda factory: shlex.join(["--factory", factory]),
+                         "--factory")
+    model = build_model(spec, args.max_parameters, checkpoint, size, "--factory")[0]
+    check_outputs(model, spec, CLASSES, args.checkpoint, size)
     try:
         checkpoint.restore(model)
     except ValueError as exc:

@@ -1,8 +1,9 @@
 """How the command line names a model: a built-in name, a spec string, ``FILE.py:FACTORY`` or a trained file.
 
-``load_model`` is shared by ``convkit summary``, ``convkit symmetry`` and
-``convkit explain output-size|receptive-field --model``; ``convkit train``
-and ``convkit evaluate`` build factories with ``from_factory``:
+``load_model`` is shared by ``convkit summary``, ``convkit symmetry``,
+``convkit export`` and ``convkit explain output-size|receptive-field
+--model``; ``convkit train`` and ``convkit evaluate`` build factories with
+``from_factory``:
 
 * a built-in name or a spec string: ``convkit.models.build``, sized before
   any weight is allocated (``max_parameters``);
@@ -17,11 +18,17 @@ and ``convkit evaluate`` build factories with ``from_factory``:
   factory's own code allocates the model;
 * a ``.safetensors`` model or checkpoint written by ``convkit train``: the
   model it names, built for ``input_size`` and its classes, with its
-  trained weights. A model trained from a factory is rebuilt by that
-  factory: the file records the path as it was given (a relative one is
-  taken from the current directory), the function's name and the SHA-256
-  of the file's bytes, and the factory is run only while the file holds
-  exactly those bytes (``Factory``).
+  trained weights.
+
+Loading a file never runs code it names. A model trained from a factory
+records the path as it was given, the function's name and the SHA-256 of
+the file's bytes (``Factory``), but the record only checks: the factory is
+run only when the user names it too (``--factory FILE.py:FACTORY``, or
+``factory=`` of ``load_model``; ``convkit train FILE.py:FACTORY --resume``),
+and only when the named function is the recorded one and the named file
+holds exactly the recorded bytes (``named_factory``, then ``from_factory``
+with ``expected``). A crafted file naming some file on the machine thus
+gets nothing run: it is refused in one line that says what to name.
 
 Every failure is a ``ValueError`` whose message names the argument.
 """
@@ -30,23 +37,36 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import shlex
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Factory", "FactoryChanged", "factory_reference", "from_factory", "load_model", "recorded_factory"]
+__all__ = ["Factory", "FactoryChanged", "add_factory", "factory_reference", "from_factory", "load_model",
+           "named_factory", "recorded_factory"]
 
 
-def load_model(model: str, input_size: tuple[int, ...], num_classes: int | None, max_parameters: int):
-    """The model named by ``model`` (module docstring), for inputs of ``input_size`` ``(C, H, W)``."""
+def load_model(model: str, input_size: tuple[int, ...], num_classes: int | None, max_parameters: int, *,
+               factory: str | None = None):
+    """The model named by ``model`` (module docstring), for inputs of ``input_size`` ``(C, H, W)``.
+
+    ``factory`` (``FILE.py:FACTORY``, the ``--factory`` option) is the
+    factory a trained file ``model`` was built by, named by the caller: a
+    file with a factory record loads only with it (``named_factory``), and
+    ``factory`` is refused with any other ``model``.
+    """
+    if factory is not None and not model.endswith(".safetensors"):
+        raise ValueError(f"--factory {factory}: names the factory a model file written by convkit train was "
+                         f"trained from; MODEL {model!r} is not such a file (drop --factory)")
     if factory_reference(model) is not None:
         try:
             return from_factory(model, input_size, num_classes)[0]
         except ValueError as err:
             raise ValueError(f"MODEL {err}") from None
     if model.endswith(".safetensors"):
-        return _trained(Path(model), input_size, max_parameters)
+        return _trained(Path(model), input_size, max_parameters, factory)
     from ..models import build
 
     return build(model, input_size=input_size, num_classes=num_classes, max_parameters=max_parameters)
@@ -76,9 +96,46 @@ class Factory:
         """The JSON object stored as ``config["factory"]``: ``path``, ``function``, ``sha256``."""
         return {"path": self.path, "function": self.function, "sha256": self.sha256}
 
+    @property
+    def reference(self) -> str:
+        """``FILE.py:FACTORY``, as the command line names it."""
+        return f"{self.path}:{self.function}"
+
 
 class FactoryChanged(ValueError):
-    """The factory's file no longer holds the bytes a trained model was built from."""
+    """The file named as a trained model's factory does not hold the bytes the model was built from."""
+
+
+def add_factory(parser) -> None:
+    """Add ``--factory FILE.py:FACTORY`` (``load_model``'s ``factory``) to a command's ``parser``."""
+    parser.add_argument("--factory", metavar="FILE.py:FACTORY",
+                        help="the factory a model file written by convkit train was trained from: loading a file "
+                             "never runs code it names, so such a file loads only with its factory named here, "
+                             "and only when the function is the one it records and FILE.py holds the bytes it "
+                             "records (SHA-256)")
+
+
+def named_factory(recorded: Factory, named: str | None, source, verb: str = "load",
+                  name_it: Callable[[str], str] = lambda reference: shlex.join(["--factory", reference])) -> str:
+    """``named``, the factory the user named for the trained file ``source``, checked against its ``recorded`` one.
+
+    Nothing is read or run here: ``named`` must be given (a trained file's
+    record is never run on its own) and name the recorded function;
+    ``from_factory(named, ..., expected=recorded)`` then checks the bytes.
+    ``name_it(FILE.py:FACTORY)`` is what the user adds to the command line
+    to name one (default ``--factory FILE.py:FACTORY``); the messages say
+    "to ``verb`` it, name it: ..." with the recorded factory filled in.
+    """
+    built_by = f"{source} was built by {recorded.reference} (a Python file, which loading does not run)"
+    reference = named and factory_reference(named)
+    if not reference:
+        given = f", not by {named!r}" if named is not None else ""
+        raise ValueError(f"{built_by}{given}; to {verb} it, name it: {name_it(recorded.reference)}")
+    path, function = reference
+    if function != recorded.function:
+        raise ValueError(f"{source} was built by function {recorded.function}() ({recorded.reference}), but "
+                         f"{named} names {function}(); to {verb} it, name it: {name_it(f'{path}:{recorded.function}')}")
+    return named
 
 
 def recorded_factory(config: dict, source: Path) -> Factory:
@@ -102,9 +159,11 @@ def from_factory(model: str, input_size: tuple[int, ...], num_classes: int | Non
 
     The file's bytes are read once, hashed and run from memory (so what is
     recorded is what ran; no ``__pycache__`` is written beside it). With
-    ``expected`` (a trained file's record), a file whose SHA-256 differs
-    raises ``FactoryChanged`` before anything is run. Messages start with
-    ``FILE.py:FACTORY: ``.
+    ``expected`` (a trained file's record, the factory already named by the
+    user: ``named_factory``), a file whose SHA-256 differs raises
+    ``FactoryChanged`` before anything is run; its message, naming both
+    files and both hashes, follows "<trained file> was ". Other messages
+    start with ``FILE.py:FACTORY: ``.
     """
     from ..nn import Module
 
@@ -115,14 +174,15 @@ def from_factory(model: str, input_size: tuple[int, ...], num_classes: int | Non
         source = Path(path).read_bytes()
     except FileNotFoundError:
         where = ("; a relative path is taken from the current directory: run from the directory it was trained "
-                 "in, or restore the file") if expected is not None and not Path(path).is_absolute() else ""
+                 "in, or give the file's path") if expected is not None and not Path(path).is_absolute() else ""
         raise ValueError(f"{model}: no such file {path!r}{where}") from None
     except OSError as err:
         raise ValueError(f"{model}: cannot read {path!r}: {err.strerror or err}") from None
     factory = Factory(path, name, hashlib.sha256(source).hexdigest())
     if expected is not None and factory.sha256 != expected.sha256:
-        raise FactoryChanged(f"{model}: {path} has changed since the model was trained from it (SHA-256 "
-                             f"{expected.sha256[:12]}... then, {factory.sha256[:12]}... now)")
+        raise FactoryChanged(f"built by {expected.reference} from a file with SHA-256 {expected.sha256[:12]}..., "
+                             f"but {path} has SHA-256 {factory.sha256[:12]}... now; name the file it was built by "
+                             "(or train the changed one as a new run)")
     build = _function(model, path, name, source, factory.sha256)
     try:
         net = build(**_arguments(build, input_size, num_classes))
@@ -172,8 +232,8 @@ def _arguments(build, input_size: tuple[int, ...], num_classes: int | None) -> d
     return {k: v for k, v in offered.items() if k in named and v is not None}
 
 
-def _trained(path: Path, input_size: tuple[int, ...], max_parameters: int):
-    """The model of a file written by ``convkit train``, with its weights."""
+def _trained(path: Path, input_size: tuple[int, ...], max_parameters: int, factory: str | None):
+    """The model of a file written by ``convkit train``, with its weights (``factory``: ``load_model``)."""
     from ..models import build
     from ..train import load_checkpoint
 
@@ -186,10 +246,16 @@ def _trained(path: Path, input_size: tuple[int, ...], max_parameters: int):
                          f"'classes'); give a file written by convkit train")
     if factory_reference(spec) is not None:
         expected = recorded_factory(checkpoint.config, path)
+        named = named_factory(expected, factory, f"MODEL {path}")
         try:
-            net = from_factory(spec, input_size, len(classes), expected)[0]
+            net = from_factory(named, input_size, len(classes), expected)[0]
+        except FactoryChanged as err:
+            raise ValueError(f"MODEL {path} was {err}") from None
         except ValueError as err:
-            raise ValueError(f"MODEL {path}: trained from {err}") from None
+            raise ValueError(f"--factory {err}") from None
+    elif factory is not None:
+        raise ValueError(f"--factory {factory}: MODEL {path} was trained from {spec!r}, not from a factory "
+                         "(drop --factory)")
     else:
         net = build(spec, input_size=input_size, num_classes=len(classes), max_parameters=max_parameters)
     checkpoint.restore(net)

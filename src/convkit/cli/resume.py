@@ -2,7 +2,9 @@
 
 The run's settings are read back from the checkpoint (each checked, exit 1
 naming a corrupt field) and options given with ``--resume`` that
-contradict them are refused (exit 2); the optimizer's saved entries must
+contradict them are refused (exit 2; MODEL of a run trained from
+``FILE.py:FACTORY`` is not a contradiction but the factory named again,
+checked by ``run_model.rebuilt_model``); the optimizer's saved entries must
 be the ones its kind keeps; the data found now must be the data the run
 was trained on (names, sizes and SHA-256 of the splits, exit 2 naming what
 differs).
@@ -18,6 +20,7 @@ from pathlib import Path
 from ..data import Dataset
 from ..train import Checkpoint
 from .failure import Exit
+from .models import factory_reference
 from .run_directory import CHECKPOINT
 from .run_settings import DEFAULTS, LATER_SETTINGS, checked_settings
 
@@ -42,8 +45,9 @@ def resumed_settings(out: Path, checkpoint: Checkpoint, given: dict) -> dict:
             not _HISTORY_KEYS <= record.keys() for record in checkpoint.history):
         raise Exit(f"{checkpoint.path} is corrupt: state field 'history' does not hold one record "
                    f"({', '.join(sorted(_HISTORY_KEYS))}) per epoch done ({checkpoint.epoch})", 1)
-    conflicts = [f"--{k.replace('_', '-')} {v} (the run has {settings[k]})"
-                 for k, v in given.items() if settings[k] != v]
+    factory = factory_reference(settings["model"]) is not None  # MODEL names the run's factory: not a setting
+    conflicts = [f"{'MODEL' if k == 'model' else '--' + k.replace('_', '-')} {v} (the run has {settings[k]})"
+                 for k, v in given.items() if settings[k] != v and not (k == "model" and factory)]
     if conflicts:
         raise Exit(f"{out} was trained with other settings; drop " + ", ".join(conflicts)
                    + " or train into a new --out (to restart from its weights with other settings: "
@@ -84,9 +88,9 @@ def check_same_data(checkpoint: Checkpoint, train_set: Dataset, test_set: Datase
                    "pass the run's --data-dir, or train into a new --out", 2)
 
 
-def resume_command(out: Path, args: argparse.Namespace) -> str:
-    """The command that continues the run in ``out``."""
-    words = ["convkit", "train", "--out", str(out), "--resume"]
+def resume_command(out: Path, args: argparse.Namespace, factory: str | None = None) -> str:
+    """The command that continues the run in ``out`` (naming ``factory``, FILE.py:FACTORY, for a factory's run)."""
+    words = ["convkit", "train", *([factory] if factory else []), "--out", str(out), "--resume"]
     if args.data_dir is not None:
         words += ["--data-dir", str(args.data_dir)]
     return shlex.join(words)

@@ -9,13 +9,17 @@ Before a run starts, one blank image goes through it: it must run, and
 give one output per class.
 
 A factory's model records where it came from (``config["factory"]``: the
-path as given, the function, the SHA-256 of the file's bytes); a resumed
-run and ``convkit evaluate`` rebuild it only from the same bytes, and say
-in one line (exit 2) when the file is missing or has changed.
+path as given, the function, the SHA-256 of the file's bytes). Loading a
+file never runs code it names: a resumed run (``convkit train
+FILE.py:FACTORY --resume``) and ``convkit evaluate`` (``--factory
+FILE.py:FACTORY``) rebuild it only from a factory the user names, and only
+when that is the recorded function and the file holds the recorded bytes;
+otherwise they say in one line (exit 2) what to name (``rebuilt_model``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,7 @@ from ..models import build
 from ..nn import Module
 from ..train import Checkpoint, load_checkpoint
 from .failure import Exit
-from .models import FactoryChanged, factory_reference, from_factory, recorded_factory
+from .models import FactoryChanged, factory_reference, from_factory, named_factory, recorded_factory
 from .run_settings import CLASSES, IMAGE
 
 
@@ -40,17 +44,45 @@ def load_file(path: Path, purpose: str) -> Checkpoint:
         raise Exit(str(exc), 1) from None
 
 
-def build_model(spec, max_parameters: int, source: Checkpoint | None = None,
-                size: int = IMAGE) -> tuple[Module, dict | None]:
+def rebuilt_model(source: Checkpoint, named: str | None, verb: str, name_it: Callable[[str], str],
+                  flag: str) -> str:
+    """The model to rebuild the trained file ``source``'s with: its own spec, or the factory the user ``named``.
+
+    A file trained from a factory names one, but it is run only when the
+    user names it too (``cli.models.named_factory``: the recorded function;
+    the bytes are checked when it is built): without it, exit 2 saying "to
+    ``verb`` it, name it: ``name_it(FILE.py:FACTORY)``". A factory named
+    for a file trained from a built-in or spec is refused (exit 2, ``flag``
+    names the option). A corrupt record: exit 1.
+    """
+    spec = source.config["model"]
+    if factory_reference(spec) is None:
+        if named is not None:
+            raise Exit(f"{flag} {named}: {source.path} was trained from {spec!r}, not from a factory; drop {flag}", 2)
+        return spec
+    try:
+        recorded = recorded_factory(source.config, source.path)
+    except ValueError as exc:
+        raise Exit(str(exc), 1) from None
+    try:
+        return named_factory(recorded, named, source.path, verb, name_it)
+    except ValueError as exc:
+        raise Exit(str(exc), 2) from None
+
+
+def build_model(spec, max_parameters: int, source: Checkpoint | None = None, size: int = IMAGE,
+                flag: str = "MODEL") -> tuple[Module, dict | None]:
     """The model named by ``spec`` for ``size`` x ``size`` grey images and ten classes, and its factory's record.
 
     The record (None for a built-in or spec) goes into the run's config. A
     bad spec is a usage error (exit 2), or with ``source`` (the file that
     named it) a failure of that file (exit 1). A factory's problems are
-    usage errors (exit 2): the file and its code are the user's.
+    usage errors (exit 2), their messages starting with ``flag``, the
+    argument that named it: the file and its code are the user's. With
+    ``source``, ``spec`` is what ``rebuilt_model`` returned.
     """
     if factory_reference(spec) is not None:
-        return _from_factory(spec, source, size)
+        return _from_factory(spec, source, size, flag)
     try:
         model = build(spec, input_size=(1, size, size), num_classes=CLASSES, max_parameters=max_parameters)
     except (ValueError, TypeError) as exc:
@@ -62,22 +94,20 @@ def build_model(spec, max_parameters: int, source: Checkpoint | None = None,
     return model, None
 
 
-def _from_factory(spec: str, source: Checkpoint | None, size: int) -> tuple[Module, dict]:
-    """``FILE.py:FACTORY``'s model; from a trained file ``source``, only from the bytes it was trained from."""
-    expected = None
-    if source is not None:
-        try:
-            expected = recorded_factory(source.config, source.path)
-        except ValueError as exc:
-            raise Exit(str(exc), 1) from None
+def _from_factory(spec: str, source: Checkpoint | None, size: int, flag: str) -> tuple[Module, dict]:
+    """``FILE.py:FACTORY``'s model and record; for a trained file ``source``, only from the bytes it records.
+
+    The record returned for ``source`` is its own (the path it records,
+    whatever path named the same bytes now).
+    """
+    expected = None if source is None else recorded_factory(source.config, source.path)  # checked: rebuilt_model
     try:
         model, factory = from_factory(spec, (1, size, size), CLASSES, expected)
     except FactoryChanged as exc:
-        raise Exit(f"{source.path} was trained from {exc}; restore the file it was trained from (or train the "
-                   "changed one as a new run)", 2) from None
+        raise Exit(f"{source.path} was {exc}", 2) from None
     except ValueError as exc:
-        raise Exit(f"{source.path} was trained from {exc}" if source else f"MODEL {exc}", 2) from None
-    return model, factory.record()
+        raise Exit(f"{flag} {exc}", 2) from None
+    return model, (expected or factory).record()
 
 
 def start_from(model, spec: str, weights: str) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import sys
 
 from ..models.budget import DEFAULT_MAX_PARAMETERS
-from .models import load_model
+from .models import add_factory, load_model
 
 _EPILOG = """\
 examples:
@@ -20,9 +20,15 @@ examples:
   convkit summary "conv3-10 pool2 conv3-10 pool2 flatten fc3" --input 1x28x28 --format json
   convkit summary my_nets.py:make_net --input 3x32x32
   convkit summary lenet5 --format html -o lenet5.html
+  convkit summary runs/mine/model.safetensors --factory my_nets.py:make_net
 
 MODEL as FILE.py:FACTORY imports FILE.py, which runs the code in it, and
-calls FACTORY() with no arguments for the model: use it on your own files.
+calls FACTORY() for the model: with input_size=(C, H, W) from --input if it
+declares a parameter input_size, and num_classes=N if it declares
+num_classes and --num-classes N is given. Use it on your own files.
+A model.safetensors trained from FILE.py:FACTORY loads only with
+--factory FILE.py:FACTORY: loading a file never runs the code it names,
+and the function and the file's bytes (SHA-256) must be those it records.
 """
 
 
@@ -38,7 +44,8 @@ def register(subparsers) -> None:
                         help="a built-in model (lenet5, convnet, vgg11, vgg13, vgg16, vgg19, vgg11_bn ... "
                              "vgg19_bn), a spec string such as 'conv3-10 pool2 flatten fc10', "
                              "FILE.py:FACTORY (imports FILE.py, running its code, and calls FACTORY()), or a "
-                             "model.safetensors written by convkit train")
+                             "model.safetensors written by convkit train (one trained from FILE.py:FACTORY needs "
+                             "--factory)")
     parser.add_argument("--input", default="1x28x28", metavar="CxHxW",
                         help="one sample's shape without the batch axis, e.g. 3x224x224 (default: 1x28x28)")
     parser.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table",
@@ -54,6 +61,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                         help="refuse a built-in model or spec with more parameters, before building it "
                              f"(default: {DEFAULT_MAX_PARAMETERS:,})")
+    add_factory(parser)
     parser.set_defaults(run=run)
 
 
@@ -67,7 +75,8 @@ def run(args) -> int:
         input_size = parse_size(args.input)
         # Weights are not needed to describe a model: build it without them (a trained file is read whole).
         with contextlib.nullcontext() if args.model.endswith(".safetensors") else meta_init():
-            model = load_model(args.model, input_size, args.num_classes, args.max_parameters)
+            model = load_model(args.model, input_size, args.num_classes, args.max_parameters,
+                               factory=args.factory)
         result = summary(model, input_size, depth=args.depth)
     except (ValueError, TypeError) as err:
         print(f"convkit summary: error: {err}", file=sys.stderr)

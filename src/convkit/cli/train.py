@@ -33,10 +33,14 @@ and ``FACTORY()`` called, with no arguments, except ``num_classes=10``
 and ``input_size=(1, N, N)`` for the parameters of those names it declares
 (``cli.models``); it must return a ``convkit.nn.Module`` with ten outputs.
 The checkpoint and the model file record the path as given, the
-function's name and the SHA-256 of the file's bytes: ``--resume`` and
-``convkit evaluate`` rebuild the model from the same file (a relative path
-from the current directory) and refuse, in one line with exit 2, a file
-that is missing or has changed. Every problem with the file or its code
+function's name and the SHA-256 of the file's bytes. Loading a file never
+runs code it names, so the factory is named again to resume
+(``convkit train FILE.py:FACTORY --out DIR --resume``) or evaluate
+(``convkit evaluate DIR/model.safetensors --factory FILE.py:FACTORY``):
+the function must be the recorded one and the file (any path, a relative
+one from the current directory) must hold the recorded bytes. Without
+it, or with another function, a missing file or other bytes, one line
+(exit 2) says what to name. Every problem with the file or its code
 (missing, no such function, not a Module, an exception, the wrong number
 of outputs) is a usage error, exit 2, before anything is created.
 
@@ -90,6 +94,7 @@ from ..train.rundir import RunDirectory
 from ..train.threads import fastest_threads
 from . import INTERRUPTED, TERMINATED, Terminated
 from .failure import Exit, os_error
+from .models import factory_reference
 from .options import (
     add_format,
     add_max_parameters,
@@ -102,7 +107,7 @@ from .options import (
 from .resume import check_optimizer_entries, check_same_data, resume_command, resumed_settings
 from .run_data import fitted, load_data, train_loaders
 from .run_directory import CHECKPOINT, check_can_write, claim, claim_default, default_out, refuse_used
-from .run_model import build_model, check_outputs, load_file, start_from
+from .run_model import build_model, check_outputs, load_file, rebuilt_model, start_from
 from .run_optimizer import make_optimizer, make_scheduler
 from .run_results import finish
 from .run_settings import (
@@ -129,8 +134,10 @@ def register(subparsers) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="a built-in model (lenet5, convnet, vgg11, ...), a spec string such as "
                         "'conv3-16 pool2 conv3-32 pool2 flatten fc10', or FILE.py:FACTORY (runs FILE.py and "
-                        "calls FACTORY(), with num_classes=10 and input_size=(1, N, N) if it declares them; "
-                        "--resume and convkit evaluate need the same file again) (default: lenet5)")
+                        "calls FACTORY(), with num_classes=10 and input_size=(1, N, N) if it declares them); "
+                        "with --resume, a run trained from FILE.py:FACTORY needs it named again (the same "
+                        "function, the file's bytes unchanged: loading a checkpoint never runs code it names) "
+                        "(default: lenet5)")
     p.add_argument("--dataset", choices=DATASETS, help="default: fashion-mnist")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="directory holding the dataset's IDX files")
     p.add_argument("--download", action="store_true", help="download the dataset if it is not found (SHA-256 verified)")
@@ -209,28 +216,32 @@ def _train(args: argparse.Namespace) -> int:
         with claim(out) as run:
             checkpoint = load_file(out / CHECKPOINT, "to resume")
             settings = resumed_settings(out, checkpoint, given)
-            job = _prepare(settings, args, checkpoint)
+            spec = rebuilt_model(checkpoint, args.model if factory_reference(settings["model"]) else None, "resume",
+                                 lambda factory: resume_command(out, args, factory), "MODEL")
+            job = _prepare(settings, args, checkpoint, spec)
             check_same_data(checkpoint, job.train_set, job.test_set)
             return _run(args, run, job, checkpoint)
     settings = new_settings(given)
     if args.out is not None:
         refuse_used(RunDirectory(args.out))
     check_can_write(args.out or Path("runs"))
-    job = _prepare(settings, args)
+    job = _prepare(settings, args, None, settings["model"])
     if args.weights is not None:
         start_from(job.model, settings["model"], args.weights)
     with (claim(args.out, new=True) if args.out is not None else claim_default(default_out(given))) as run:
         return _run(args, run, job, None)
 
 
-def _prepare(settings: dict, args: argparse.Namespace, checkpoint: Checkpoint | None = None) -> _Job:
-    """Build and check the model, load the data, make the loaders.
+def _prepare(settings: dict, args: argparse.Namespace, checkpoint: Checkpoint | None, spec: str) -> _Job:
+    """Build the model ``spec`` names and check it, load the data, make the loaders.
 
-    Usage errors exit 2 here, or 1 for a model named by the resumed ``checkpoint``.
+    ``spec`` is the run's model, or for a resumed run the factory the user
+    named for it (``rebuilt_model``). Usage errors exit 2 here, or 1 for a
+    model named by the resumed ``checkpoint``.
     """
     manual_seed(settings["seed"])
-    model, factory = build_model(settings["model"], args.max_parameters, checkpoint, settings["input_size"])
-    check_outputs(model, settings["model"], CLASSES, checkpoint.path if checkpoint else None, settings["input_size"])
+    model, factory = build_model(spec, args.max_parameters, checkpoint, settings["input_size"])
+    check_outputs(model, spec, CLASSES, checkpoint.path if checkpoint else None, settings["input_size"])
     train_set, test_set = (fitted(load_data(settings["dataset"], split, args.data_dir, args.download), settings)
                            for split in ("train", "test"))
     train_loader, val_loader = train_loaders(train_set, settings)
@@ -262,6 +273,7 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
         print(f"resuming {out} after epoch {start_epoch} of {settings['epochs']}", file=sys.stderr)
     saved = out / CHECKPOINT
     completed = start_epoch
+    factory = args.model if job.factory is not None else None  # named again to resume (as named now)
 
     def on_epoch_end(record: dict) -> None:
         nonlocal completed
@@ -271,7 +283,7 @@ def _run(args: argparse.Namespace, run: RunDirectory, job: _Job, checkpoint: Che
         if not completed:
             return "no epoch was saved"
         return (f"{saved} holds the last complete epoch ({completed} of {settings['epochs']}) and is intact; "
-                f"continue with: {resume_command(out, args)}")
+                f"continue with: {resume_command(out, args, factory)}")
 
     try:
         threads = _threads(args.threads, model, job.train_loader)
