@@ -126,8 +126,10 @@ def test_a_factory_model_trains_resumes_evaluates_and_is_refused_once_changed(da
     assert type(net).__name__ == "Residual" and net.head[3].weight.numpy().tobytes() == resumed["head.3.weight"].tobytes()
     assert main(["summary", "run/model.safetensors", "--factory", "nets.py:make", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["params"] == sum(v.size for v in resumed.values())
-    assert main(["explain", "output-size", "--model", "run/model.safetensors"]) == 2  # explain names no factory
+    assert main(["explain", "output-size", "--model", "run/model.safetensors"]) == 2  # no factory named
     assert "was built by nets.py:make (a Python file, which loading does not run)" in capsys.readouterr().err
+    assert main(["explain", "output-size", "--model", "run/model.safetensors", "--factory", "nets.py:make"]) == 0
+    assert "add (add)" in capsys.readouterr().out  # the residual sum, traced with the trained weights
 
     # the same bytes under another path are the same factory; another function is refused, naming both
     (tmp_path / "copy").mkdir()

@@ -30,6 +30,7 @@ from .. import explain
 from .._io import atomic_file
 from ..explain.html import to_html
 from ..explain.parse import load_array
+from .models import add_factory, load_model
 
 FORMATS = ("text", "markdown", "latex", "html", "json")
 
@@ -153,9 +154,8 @@ def topic_explanations(args) -> list:
     if args.spec is not None:
         return [fn(args.spec, args.input)]
     from ..models.budget import DEFAULT_MAX_PARAMETERS
-    from .models import load_model
 
-    return [fn(load_model(args.model, args.input, None, DEFAULT_MAX_PARAMETERS), args.input)]
+    return [fn(load_model(args.model, args.input, None, DEFAULT_MAX_PARAMETERS, factory=args.factory), args.input)]
 
 
 def run(args) -> int:
@@ -290,6 +290,7 @@ def register(subparsers) -> None:
         network.add_argument("--model", metavar="MODEL",
                              help="a model as convkit summary takes it: a built-in name (lenet5, ...), "
                                   "FILE.py:FACTORY (runs FILE.py, calls FACTORY()) or a model.safetensors "
-                                  "written by convkit train")
+                                  "written by convkit train (one trained from FILE.py:FACTORY needs --factory)")
+        add_factory(p)
         p.add_argument("--input", "-i", type=_shape, default=(1, 28, 28), help="one sample's shape C×H×W "
                                                                               "(default 1x28x28)")
