@@ -6,8 +6,11 @@
 * ``groups``: ``C4``, ``D4``, ``Flips`` and ``Shifts(h, w)``.
 * ``checks``: ``equivariance_error``, ``invariance_error`` and ``check``
   over a whole group.
-* ``report``: where, layer by layer, a Sequential model keeps or breaks a
-  symmetry, and why (also ``convkit symmetry`` on the command line).
+* ``report``: where, layer by layer, a model keeps or breaks a symmetry,
+  and why (also ``convkit symmetry`` on the command line); it runs on
+  ``capture`` (each layer call's arrays, through forward hooks),
+  ``differences`` (the compiled comparison), ``diagnosis`` (the reasons)
+  and ``results`` (the table).
 * ``layers``: ``SymmetricConv2d`` (kernel tied to a flip/rotation group),
   ``GroupAveraged`` and ``GroupPooled`` (invariant by construction).
 

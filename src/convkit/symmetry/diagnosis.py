@@ -26,7 +26,7 @@ the rows show.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,6 +65,7 @@ class Context:
     equivariant_in: bool          # whether equivariance (not invariance) is asked at the input
     atol: float
     points: tuple[Action, ...]    # the distinct rotation/flip parts of the group's elements
+    kernel_gaps: dict = field(default_factory=dict, compare=False, repr=False)  # _asymmetry per point, once
 
 
 def _point_axes(g: Action) -> tuple[tuple[bool, bool], bool]:
@@ -157,11 +158,13 @@ def _asymmetry(w: np.ndarray, p: Action) -> float:
 def _kernel_reason(layer, g: Action, ctx: Context) -> list[str]:
     if g.point == Action():  # a pure shift: every kernel is symmetric under the identity
         return []
-    w = getattr(layer, "symmetric_weight", layer.weight).data
-    gap = _asymmetry(w, g.point)
+    if not ctx.kernel_gaps:  # the same for every element of the row
+        w = getattr(layer, "symmetric_weight", layer.weight).data
+        ctx.kernel_gaps.update((p, _asymmetry(w, p)) for p in ctx.points)
+    gap = ctx.kernel_gaps[g.point]
     if gap <= ctx.atol or gap == np.inf:  # a non-square kernel under quarter turns: the H/W reason covers it
         return []
-    worst = max(a for p in ctx.points if np.isfinite(a := _asymmetry(w, p)))
+    worst = max(a for a in ctx.kernel_gaps.values() if np.isfinite(a))
     return [f"kernel not symmetric under the rotations/flips: max|P▷w − w| up to {worst:.1e}·max|w| "
             f"(from the weights)"]
 

@@ -81,7 +81,7 @@ class _Base:
     arrays: list[np.ndarray]
     strides: list[tuple[int, int]]    # the stride so far of each row's array (``_strides``)
     equivariant: list[bool]           # equivariance (a map larger than 1x1) or invariance is asked
-    scales: list[float]               # max|f(x)| of each row
+    scales: list[float]               # max|f(x)| of each row (0.0 in the rows that share another's errors)
     same_as: list[int | None]
 
     @classmethod
@@ -100,6 +100,7 @@ class _Base:
 
     @property
     def bytes_per_element(self) -> int:
+        """The bytes of those values: about what one more input in a batch adds to a forward pass."""
         return sum(a.nbytes for a, s in zip(self.arrays, self.same_as) if s is None)
 
     def errors(self, row: int, moved: np.ndarray, elements) -> np.ndarray:
