@@ -168,7 +168,6 @@ def _check_group(group, shape) -> tuple[str, tuple[Action, ...]]:
     return name, elements
 
 
-
 def _sample(group_size: int, samples, base: _Base, seed: int) -> np.ndarray | None:
     """The indices of the elements to check, sorted; None for all of them."""
     if samples == "auto":
@@ -207,7 +206,6 @@ def _layer_stride(layer, in_shape, out_shape) -> tuple[int, int]:
     return _ratio(in_shape, out_shape) if len(in_shape) == 4 else (1, 1)
 
 
-
 def _ratio(input_shape, shape) -> tuple[int, int]:
     """``input_shape``'s spatial size over a map's of ``shape``, per axis, where it divides (else 1)."""
     if len(shape) != 4:
@@ -218,7 +216,6 @@ def _ratio(input_shape, shape) -> tuple[int, int]:
 def _equivariant(shape) -> bool:
     """Whether equivariance (rather than invariance) is asked of an array of ``shape``: a map larger than 1x1."""
     return len(shape) == 4 and shape[-2] * shape[-1] > 1
-
 
 
 def report(model, group, input_size, *, seed: int = 0, atol: float | None = None,
