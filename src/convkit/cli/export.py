@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from ..models.budget import DEFAULT_MAX_PARAMETERS
-from .models import load_model
+from .models import add_factory, load_model
 from .summary import parse_size
 
 RTOL = ATOL = 1e-4
@@ -66,6 +66,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
                         help="refuse a built-in model or spec with more parameters, before building it "
                              f"(default: {DEFAULT_MAX_PARAMETERS:,})")
+    add_factory(parser)
     parser.set_defaults(run=run)
 
 
@@ -74,7 +75,8 @@ def run(args) -> int:
     prog = "convkit export"
     try:
         input_size = parse_size(args.input)
-        model = load_model(args.model, input_size, args.num_classes, args.max_parameters)
+        model = load_model(args.model, input_size, args.num_classes, args.max_parameters,
+                           factory=args.factory)
         write, check = (_write_onnx, _run_onnx) if args.onnx else (_write_torch, _run_torch)
         _require(args)
     except (ValueError, TypeError, ImportError) as err:
