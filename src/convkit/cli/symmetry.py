@@ -22,7 +22,7 @@ import numpy as np
 from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..random import manual_seed
 from ..symmetry import GROUP_NAMES, from_name, report
-from ..symmetry.report import MIN_SAMPLES, SAMPLES
+from ..symmetry.report import COMPARED, MIN_SAMPLES, SAMPLES
 from ..tensor import get_default_dtype, set_default_dtype
 from .models import add_factory, load_model
 
@@ -77,9 +77,9 @@ def register(subparsers) -> None:
                         f"(default: {DEFAULT_MAX_PARAMETERS:,})")
     p.add_argument("--samples", type=_samples, default="auto", metavar="N|all|auto",
                    help=f"check at most N group elements, drawn at random when the group is larger, with what "
-                        f"they show of the whole group at 95%% confidence; all: every one; auto: all of a group "
-                        f"of up to {SAMPLES}, else {MIN_SAMPLES} to {SAMPLES}, fewer for larger models "
-                        f"(default: auto)")
+                        f"they show of the whole group at 95%% confidence; all: every one; auto: N from "
+                        f"{SAMPLES} for small models down to {MIN_SAMPLES} for large ones ({COMPARED:,} values "
+                        f"compared in all) (default: auto)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: the table, reasons and verdict; json: every number (default: text)")
     p.set_defaults(run=run)
