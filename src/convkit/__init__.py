@@ -25,8 +25,8 @@ __version__ = "0.1.0"
 
 # Imported on first use (PEP 562), so that ``import convkit`` stays fast: ``convkit.models.build(...)``
 # works after ``import convkit`` alone, as ``torch.nn`` does after ``import torch``.
-LAZY_SUBPACKAGES = ("analysis", "backends", "data", "explain", "models", "safetensors", "symmetry", "testing",
-                    "train")
+LAZY_SUBPACKAGES = ("analysis", "backends", "data", "explain", "export", "models", "safetensors", "symmetry",
+                    "testing", "trace", "train")
 
 __all__ = [
     "Tensor", "tensor", "cat", "stack", "no_grad", "manual_seed", "is_grad_enabled", "get_default_dtype",
