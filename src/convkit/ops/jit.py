@@ -52,12 +52,12 @@ prange = numba.prange
 _OPTIONS = dict(nogil=True, cache=True, error_model="numpy")
 
 _CONVKIT = Path(__file__).resolve().parent.parent
-KERNEL_PACKAGES = ("ops", "optim", "data")
+KERNEL_PACKAGES = ("ops", "optim", "data", "symmetry")
 
 
 def kernel_sources() -> list[Path]:
-    """The files compiled kernels can depend on: every ``.py`` of ``ops``, and of ``optim`` and ``data``
-    those that import ``ops.jit`` (their other modules, edited often, then leave the cache valid)."""
+    """The files compiled kernels can depend on: every ``.py`` of ``ops``, and of ``optim``, ``data`` and
+    ``symmetry`` those that import ``ops.jit`` (their other modules, edited often, then leave the cache valid)."""
     found = []
     for package in KERNEL_PACKAGES:
         for path in sorted((_CONVKIT / package).rglob("*.py")):
