@@ -168,7 +168,9 @@ def trace(model: Module, example, *, training: bool = False, dtype=None) -> Grap
             run, nothing computed; or an ndarray / Tensor: a real run, each
             node's ``value`` set.
         training (bool): run in training mode (batch statistics, dropout);
-            default False, inference. The model's modes are restored afterwards.
+            default False, inference. The model's modes are restored afterwards;
+            a real run in training mode updates the batch norms' running
+            statistics, as a training step's forward does.
         dtype: the meta input's dtype. Default: the model's first parameter's
             (``convkit.get_default_dtype()`` without parameters).
 
@@ -177,7 +179,9 @@ def trace(model: Module, example, *, training: bool = False, dtype=None) -> Grap
 
     Raises:
         TypeError: ``model`` is not a Module, or ``example`` neither a shape nor data.
-        ValueError: a bad shape; any error of the forward pass, as raised.
+        ValueError, TypeError: an error of the forward pass, prefixed with the innermost layer whose call
+            raised it and the shape that layer received.
+        RuntimeError: called while another trace records (traces do not nest).
     """
     if not isinstance(model, Module):
         raise TypeError(f"trace: model must be a convkit.nn.Module, got {type(model).__name__}")
