@@ -88,8 +88,8 @@ def test_input_too_small_for_a_layer(tmp_path, capsys):
     assert main(["summary", f"{source}:net", "--input", "1x12x12"]) == 2
     err = capsys.readouterr().err
     assert err == ("convkit summary: error: summary: layer 2 (Conv2d), given an input of shape (2, 8, 4, 4): conv2d: "
-                   "kernel size 5 (dilated to 5) exceeds the padded input size 4 (input 4 + padding (0, 0)) along "
-                   "spatial axis 0\n")
+                   "the 5×5 kernel is larger than the 4×4 padded input (input 4×4); use a kernel of at most 4×4, or "
+                   "pad the input, e.g. padding=1\n")
 
 
 def test_spec_errors_keep_their_caret(capsys):

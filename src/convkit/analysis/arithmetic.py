@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..ops._args import is_int
+from ..ops._args import check_kernel_fits, is_int
+from ..ops.windows import out_sizes
 
 __all__ = [
     "conv_output_size", "pool_output_size", "conv_transpose_output_size", "same_padding",
@@ -92,13 +93,8 @@ def conv_output_size(n: int, kernel: int, stride: int = 1, padding=0, dilation: 
             )
         padding = same_padding(k, d)
     lo, hi = _pair(padding, fn)
-    span = d * (k - 1) + 1
-    if n + lo + hi < span:
-        raise ValueError(
-            f"{fn}: the kernel spans {span} positions (k={k}, dilation={d}) but the padded input has "
-            f"{n + lo + hi} (n={n}, padding=({lo}, {hi}))"
-        )
-    return (n + lo + hi - span) // s + 1
+    check_kernel_fits((n,), (k,), (d,), ((lo, hi),), fn)
+    return out_sizes((n,), (k,), (s,), (d,), ((lo, hi),))[0]
 
 
 def pool_output_size(n: int, kernel: int, stride: int | None = None, padding=0, dilation: int = 1,

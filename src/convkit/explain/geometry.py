@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops._args import conv_pads, ntuple
+from ..ops._args import check_kernel_fits, conv_pads, ntuple
 from ..ops.padding import pad_forward
 from ..ops.windows import windows
 from .explanation import Matrix, Step
@@ -57,18 +57,9 @@ def conv_geometry(kernel, stride, padding, dilation, op: str, flip: bool = False
 
 
 def check_fits(spatial, g: ConvGeometry, op: str) -> None:
-    """Raise a ValueError with a fix when the dilated kernel is larger than the padded input."""
-    too_big = [a for a, (n, (lo, hi), span) in enumerate(zip(spatial, g.pads, g.span)) if span > n + lo + hi]
-    if not too_big:
-        return
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, g.pads))
-    need = max(-(-(span - n) // 2) for n, span in zip(spatial, g.span))
-    dilated = f" (dilation {shape_text(g.dilation)}: it spans {shape_text(g.span)})" if max(g.dilation) > 1 else ""
-    raise ValueError(
-        f"{op}: the {shape_text(g.kernel)} kernel{dilated} is larger than the {shape_text(padded)} padded input "
-        f"(input {shape_text(spatial)}); use a kernel of at most {shape_text(padded)}, or pad the input, "
-        f"e.g. padding={need}"
-    )
+    """Raise a ValueError with a fix when the dilated kernel is larger than the padded input (the engine's
+    own check, ``ops._args.check_kernel_fits``)."""
+    check_kernel_fits(spatial, g.kernel, g.dilation, g.pads, op)
 
 
 def pad(x: np.ndarray, pads, mode: str = "zeros", value: float = 0.0) -> np.ndarray:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from ..autograd import apply
 from ..backends import choose_conv_algorithm
-from ..ops._args import conv_pads, ntuple, relu_slope as check_relu_slope
+from ..ops._args import check_kernel_fits, conv_pads, ntuple, relu_slope as check_relu_slope
 from ..ops.conv import conv, problem_for
 from ..ops.conv_transpose import adjoint_problem, conv_transpose, transposed_sizes
 from ..ops.padding import check_pads
@@ -123,16 +123,6 @@ def _check_spatial(spatial, op: str) -> None:
         raise ValueError(f"{op}: input spatial sizes must be positive, got {tuple(spatial)}")
 
 
-def _check_fits(spatial, kernel, dilation, pads, op: str) -> None:
-    """The dilated kernel must fit inside the padded input along every axis."""
-    for axis, (n, k, d, (lo, hi)) in enumerate(zip(spatial, kernel, dilation, pads)):
-        if d * (k - 1) + 1 > n + lo + hi:
-            raise ValueError(
-                f"{op}: kernel size {k} (dilated to {d * (k - 1) + 1}) exceeds the padded input size "
-                f"{n + lo + hi} (input {n} + padding ({lo}, {hi})) along spatial axis {axis}"
-            )
-
-
 def _batched(x: Tensor, batched: bool) -> Tensor:
     return x if batched else x.reshape((1,) + x.shape)
 
@@ -154,7 +144,7 @@ def _conv(nsp: int, flip: bool, op: str, input, weight, bias, stride, padding, d
     _check_bias(b, w.shape[0], op)
     _check_spatial(x.shape[-nsp:], op)
     check_pads(x.shape, pads, padding_mode, op)
-    _check_fits(x.shape[-nsp:], kernel, dilation, pads, op)
+    check_kernel_fits(x.shape[-nsp:], kernel, dilation, pads, op)
     relu_slope = check_relu_slope(relu_slope, op)
     x = _batched(x, batched)
     problem = problem_for(x.shape, w.shape, stride=stride, pads=pads, dilation=dilation, groups=groups,

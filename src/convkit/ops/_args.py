@@ -105,6 +105,27 @@ def conv_pads(padding, n: int, kernel: Sequence[int], stride: Sequence[int],
     return pads
 
 
+def check_kernel_fits(spatial: Sequence[int], kernel: Sequence[int], dilation: Sequence[int], pads: Pads,
+                      op: str) -> None:
+    """Raise a ValueError with a fix when the dilated kernel, ``d(k-1) + 1`` positions per axis, is larger than
+    the padded input, ``n + p_lo + p_hi``: the one check (and message) of convolutions, their explanations
+    and ``analysis.conv_output_size``."""
+    spans = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads))
+    if all(s <= p for s, p in zip(spans, padded)):
+        return
+    need = max(-(-(s - n) // 2) for n, s in zip(spatial, spans))
+    dilated = f" (dilation {_cross(dilation)}: it spans {_cross(spans)})" if max(dilation) > 1 else ""
+    raise ValueError(f"{op}: the {_cross(kernel)} kernel{dilated} is larger than the {_cross(padded)} padded input "
+                     f"(input {_cross(spatial)}); use a kernel of at most {_cross(padded)}, or pad the input, "
+                     f"e.g. padding={need}")
+
+
+def _cross(sizes) -> str:
+    """``(3, 5)`` as ``3×5``."""
+    return "×".join(str(int(v)) for v in sizes)
+
+
 def check_ndim(shape: tuple[int, ...], expected: int, name: str, op: str, layout: str) -> None:
     if len(shape) != expected:
         raise ValueError(
