@@ -1,14 +1,14 @@
 """``convkit symmetry MODEL --group shifts|flips|c4|d4 --input 1x28x28``: where a model keeps or breaks a symmetry.
 
-Builds MODEL (a built-in name or a spec string, ``convkit.models.build``),
-runs ``convkit.symmetry.report`` on a seeded random input and prints the
+Builds MODEL (a built-in name, a spec string, ``FILE.py:FACTORY`` or a trained
+model file: ``cli.models.load_model``), runs ``convkit.symmetry.report`` on a seeded random input and prints the
 layer-by-layer table: the equivariance (then invariance) error of every
 prefix of the model under the group, and why each breaking layer breaks it.
 
 Exit codes: 0 when the report is printed (whatever it finds), 2 for a
 usage error (unknown model, malformed ``--input``, a model over
 ``--max-parameters``), 1 when the model
-cannot be checked (not a chain of layers, input too small for it).
+cannot be checked (an input too small for it, calls that change with the input).
 """
 
 from __future__ import annotations

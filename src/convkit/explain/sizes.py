@@ -159,8 +159,8 @@ def output_size(model, input_size=(1, 28, 28)) -> Explanation:
     """Explain the output shape of every layer of ``model`` for one input of ``input_size``.
 
     Args:
-        model (str | nn.Module): a spec string for ``convkit.models.from_spec`` or a module whose
-            leaf layers run in registration order (e.g. an ``nn.Sequential``).
+        model (str | nn.Module): a spec string for ``convkit.models.from_spec`` or any module (its
+            layers and ops as one traced forward pass runs them).
         input_size (tuple of int): one sample's shape, no batch axis, e.g. ``(1, 28, 28)``.
 
     Returns an ``Explanation`` whose ``result`` is the list of per-layer output shapes (no batch
@@ -244,7 +244,8 @@ def receptive_field(model, input_size=(1, 28, 28)) -> Explanation:
     """Explain the receptive field size ``r``, jump ``j`` and ``start`` of every spatial layer of ``model``.
 
     Args:
-        model (str | nn.Module): a spec string or a module whose leaf layers run in order.
+        model (str | nn.Module): a spec string or any module; the recurrences follow its chain of
+            layers from the input to the first branch, merge or layer that mixes all positions.
         input_size (tuple of int): one sample's shape ``(C, *spatial)``, no batch axis.
 
     Returns an ``Explanation`` whose ``result`` is a list with one
