@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..ops._args import check_kernel_fits, is_int
+from ..ops.conv_transpose import transposed_sizes
+from ..ops.pooling import pool_output_size as windows_along
 from ..ops.windows import out_sizes
 
 __all__ = [
@@ -127,9 +129,7 @@ def pool_output_size(n: int, kernel: int, stride: int | None = None, padding=0, 
     lo, hi = _pair(padding, fn)
     if max(lo, hi) > k // 2:
         raise ValueError(f"{fn}: padding must be at most kernel // 2 = {k // 2} on each side, got {padding!r}")
-    o = (n + lo + hi - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (o - 1) * s >= n + lo:
-        o -= 1
+    o = windows_along(n, k, s, (lo, hi), d, ceil_mode)
     if o < 1:
         raise ValueError(
             f"{fn}: the window spans {d * (k - 1) + 1} positions but the padded input has {n + lo + hi} "
@@ -168,7 +168,7 @@ def conv_transpose_output_size(n: int, kernel: int, stride: int = 1, padding=0, 
         raise ValueError(
             f"{fn}: output_padding must be smaller than either stride ({s}) or dilation ({d}), got {op}"
         )
-    o = (n - 1) * s - lo - hi + d * (k - 1) + op + 1
+    o = transposed_sizes((n,), (k,), (s,), ((lo, hi),), (op,), (d,))[0]
     if o < 1:
         raise ValueError(f"{fn}: padding ({lo}, {hi}) crops the whole output (length {o + lo + hi} before cropping)")
     return o

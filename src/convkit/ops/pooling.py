@@ -61,10 +61,12 @@ from .meta import MetaArray
 from .jit import kernel, prange
 
 
-def pool_output_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
-    """Windows along one axis: ``o`` of the module docstring, with the ceil_mode correction."""
-    o = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (o - 1) * s >= n + p:
+def pool_output_size(n: int, k: int, s: int, p: int | tuple[int, int], d: int, ceil_mode: bool) -> int:
+    """Windows along one axis: ``o`` of the module docstring (padding ``p`` on both sides, or a ``(low, high)``
+    pair), with the ceil_mode correction: the last window must start inside the input or the low padding."""
+    lo, hi = (p, p) if isinstance(p, int) else p
+    o = (n + lo + hi - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= n + lo:
         o -= 1
     return o
 
