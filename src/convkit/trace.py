@@ -44,11 +44,11 @@ import numpy as np
 
 from . import autograd
 from .nn.module import Module
-from .ops._args import is_int
+from .ops._args import WindowGeometry, is_int
 from .ops.meta import MetaArray
 from .tensor import Tensor, as_tensor, get_default_dtype
 
-__all__ = ["Call", "Geometry", "Graph", "Node", "trace"]
+__all__ = ["Call", "Graph", "Node", "trace"]
 
 
 @dataclass(frozen=True)
@@ -71,20 +71,6 @@ class Node:
     dtype: np.dtype
     scope: str
     value: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """The window geometry of a convolution, transposed convolution or pooling node, normalised: one entry
-    per spatial axis, padding as ``(low, high)`` pairs (cropped from the output for a transposed
-    convolution), and the output's spatial size."""
-
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: tuple[tuple[int, int], ...]
-    output: tuple[int, ...]
-    transposed: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,16 +106,17 @@ class Graph:
         return {c.nodes.start: c.module for c in self.calls
                 if len(c.nodes) == 1 and not any(True for _ in c.module.children())}
 
-    def geometry(self, node: Node) -> Geometry | None:
+    def geometry(self, node: Node) -> WindowGeometry | None:
         """The normalised window geometry of a conv, conv_transpose, max_pool or avg_pool node, else None."""
         o = node.options
         if node.op in ("conv", "conv_transpose"):
-            return Geometry(self.shape(node.inputs[1])[2:], tuple(o["stride"]), tuple(o["dilation"]),
-                            tuple(tuple(p) for p in o["pads"]), node.shape[2:], node.op == "conv_transpose")
+            pads = tuple(tuple(p) for p in o["pads"])
+            return WindowGeometry(self.shape(node.inputs[1])[2:], tuple(o["stride"]), pads, tuple(o["dilation"]),
+                                  node.shape[2:], node.op == "conv_transpose")
         if node.op in ("max_pool", "avg_pool"):
             kernel = tuple(o["kernel"])
-            return Geometry(kernel, tuple(o["stride"]), tuple(o.get("dilation", (1,) * len(kernel))),
-                            tuple((p, p) for p in o["padding"]), node.shape[2:])
+            return WindowGeometry(kernel, tuple(o["stride"]), tuple((p, p) for p in o["padding"]),
+                                  tuple(o.get("dilation", (1,) * len(kernel))), node.shape[2:])
         return None
 
     def node(self, name: str) -> Node:

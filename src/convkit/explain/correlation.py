@@ -25,7 +25,7 @@ import numpy as np
 from .. import functional as F
 from .explanation import Explanation, Step, fmt
 from .figures import Frame, Frames, Mark, cell_of, running_sums
-from .geometry import (ConvGeometry, check_fits, conv_geometry, conv_size_step, dilation_step, pad,
+from .geometry import (WindowGeometry, check_fits, conv_geometry, conv_size_step, dilation_step, pad,
                        padding_cells, padding_step, position, window_cells, window_view)
 from .operands import (channel_matrices, conv_weight, extent, index, kernel_matrices, operand_shape, plural,
                        shape_text, spatial_input, vector)
@@ -170,7 +170,7 @@ def flip_step(w: np.ndarray, wk: np.ndarray) -> Step:
                 value=kernel_matrices("K", w) + kernel_matrices("K'", wk))
 
 
-def general_formula(w_shape, g: ConvGeometry, bias: bool, kname: str = "K", iname: str = "I_p") -> str:
+def general_formula(w_shape, g: WindowGeometry, bias: bool, kname: str = "K", iname: str = "I_p") -> str:
     """``O[y,x] = b + Σ_i Σ_j K[i,j]·I_p[y + i, x + j]`` for this stride and dilation, with channels if several."""
     nsp = len(g.kernel)
     outs, taps = OUT_INDEX[nsp], TAPS[nsp]
@@ -213,7 +213,7 @@ def cell_sum(out: np.ndarray, view: np.ndarray, wk: np.ndarray, b: np.ndarray | 
     return f"{index(name, *y, channel=o if c_out > 1 else None)} = {text} = {fmt(out[cell])}", terms, values
 
 
-def correlation_frames(xp: np.ndarray, g: ConvGeometry, wk: np.ndarray, out: np.ndarray, b: np.ndarray | None,
+def correlation_frames(xp: np.ndarray, g: WindowGeometry, wk: np.ndarray, out: np.ndarray, b: np.ndarray | None,
                        groups: int, iname: str, kname: str, name: str = "O", pads=None) -> Frames:
     """The window sliding over ``xp``: per output cell its window, the kernel, the products and the running sum.
 

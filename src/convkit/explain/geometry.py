@@ -8,11 +8,9 @@ engine computes with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..ops._args import check_kernel_fits, conv_pads, ntuple
+from ..ops._args import WindowGeometry, check_kernel_fits, conv_pads, ntuple
 from ..ops.padding import pad_forward
 from ..ops.windows import windows
 from .explanation import Matrix, Step
@@ -27,36 +25,17 @@ _MODES = {
 }
 
 
-@dataclass(frozen=True)
-class ConvGeometry:
-    """Normalised geometry of one convolution: one entry per spatial axis."""
-
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    pads: tuple[tuple[int, int], ...]
-    dilation: tuple[int, ...]
-
-    @property
-    def padded(self) -> bool:
-        return any(lo or hi for lo, hi in self.pads)
-
-    @property
-    def span(self) -> tuple[int, ...]:
-        """Input positions a dilated kernel covers: ``d(k-1) + 1``."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
-
-
-def conv_geometry(kernel, stride, padding, dilation, op: str, flip: bool = False) -> ConvGeometry:
+def conv_geometry(kernel, stride, padding, dilation, op: str, flip: bool = False) -> WindowGeometry:
     """The engine's normalisation of ``stride``, ``padding`` (incl. 'same'/'valid', mirrored for true
     convolution when ``flip``) and ``dilation``."""
     nsp = len(kernel)
     stride = ntuple(stride, nsp, "stride", op)
     dilation = ntuple(dilation, nsp, "dilation", op)
-    return ConvGeometry(tuple(kernel), stride, conv_pads(padding, nsp, kernel, stride, dilation, op, flip=flip),
+    return WindowGeometry(tuple(kernel), stride, conv_pads(padding, nsp, kernel, stride, dilation, op, flip=flip),
                         dilation)
 
 
-def check_fits(spatial, g: ConvGeometry, op: str) -> None:
+def check_fits(spatial, g: WindowGeometry, op: str) -> None:
     """Raise a ValueError with a fix when the dilated kernel is larger than the padded input (the engine's
     own check, ``ops._args.check_kernel_fits``)."""
     check_kernel_fits(spatial, g.kernel, g.dilation, g.pads, op)
@@ -67,15 +46,15 @@ def pad(x: np.ndarray, pads, mode: str = "zeros", value: float = 0.0) -> np.ndar
     return pad_forward(x[None], pads=pads, mode=mode, value=value)[0][0]
 
 
-def window_view(xp: np.ndarray, g: ConvGeometry) -> np.ndarray:
+def window_view(xp: np.ndarray, g: WindowGeometry) -> np.ndarray:
     """The engine's windows of a padded ``xp (C, *n)``: ``(C, *out, *kernel)``, ``[c, y, j] = xp[c, y*s + j*d]``."""
     return windows(xp[None], g.kernel, g.stride, g.dilation)[0]
 
 
-def window_cells(out_index, g: ConvGeometry) -> tuple[tuple[int, int], ...]:
+def window_cells(out_index, g: WindowGeometry) -> tuple[tuple[int, int], ...]:
     """The ``(row, col)`` cells of the padded input that output position ``out_index`` reads, tap by tap.
 
-    >>> window_cells((1, 0), ConvGeometry((2, 2), (2, 1), ((0, 0), (0, 0)), (1, 1)))
+    >>> window_cells((1, 0), WindowGeometry((2, 2), (2, 1), ((0, 0), (0, 0)), (1, 1)))
     ((2, 0), (2, 1), (3, 0), (3, 1))
     """
     return tuple(cell_of(tuple(y * s + t * d for y, s, t, d in zip(out_index, g.stride, tap, g.dilation)))
@@ -92,7 +71,7 @@ def padding_cells(padded, pads) -> tuple[tuple[int, int], ...]:
                  if any(i < lo or i >= n - hi for i, n, (lo, hi) in zip(p, padded, pads)))
 
 
-def columns(xp: np.ndarray, g: ConvGeometry) -> np.ndarray:
+def columns(xp: np.ndarray, g: WindowGeometry) -> np.ndarray:
     """im2col of a padded ``xp (C, *n)``: ``(C·K, P)``, ``cols[(c, j), y] = xp[c, y*s + j*d]``, row-major."""
     view = window_view(xp, g)
     nsp = len(g.kernel)
@@ -101,7 +80,7 @@ def columns(xp: np.ndarray, g: ConvGeometry) -> np.ndarray:
     return view.transpose(order).reshape(c * int(np.prod(g.kernel)), int(np.prod(out)))
 
 
-def padding_step(x: np.ndarray, xp: np.ndarray, g: ConvGeometry, padding, mode: str, name: str = "I",
+def padding_step(x: np.ndarray, xp: np.ndarray, g: WindowGeometry, padding, mode: str, name: str = "I",
                  flip: bool = False) -> Step:
     """The padded input, with how much each side got and why (``'same'`` explained)."""
     sides = ", ".join(f"{axis}: {lo} before and {hi} after" for axis, (lo, hi) in zip(AXES[len(g.pads)], g.pads))
@@ -115,7 +94,7 @@ def padding_step(x: np.ndarray, xp: np.ndarray, g: ConvGeometry, padding, mode: 
     return Step(text, value=channel_matrices(f"{name}_p", xp))
 
 
-def conv_size_step(spatial, g: ConvGeometry, out_spatial) -> Step:
+def conv_size_step(spatial, g: WindowGeometry, out_spatial) -> Step:
     """``o = ⌊(n + p_lo + p_hi − d(k − 1) − 1)/s⌋ + 1`` per axis, numbers substituted, engine's result."""
     symmetric = all(lo == hi for lo, hi in g.pads)
     general = "n + 2p" if symmetric else "n + p_lo + p_hi"
@@ -128,7 +107,7 @@ def conv_size_step(spatial, g: ConvGeometry, out_spatial) -> Step:
                 "(n input size, p padding, d dilation, k kernel size, s stride).", tuple(formulas))
 
 
-def dilation_step(w: np.ndarray, g: ConvGeometry, name: str = "K") -> Step:
+def dilation_step(w: np.ndarray, g: WindowGeometry, name: str = "K") -> Step:
     """The kernel with ``d - 1`` zeros between its taps: what a dilated kernel covers."""
     spread = np.zeros(w.shape[:2] + g.span)
     spread[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in g.dilation)] = w

@@ -28,7 +28,7 @@ from ..tensor import tensor
 from .correlation import TAPS, correlation_formulas, correlation_frames
 from .explanation import Explanation, Matrix, Step, fmt, roundoff
 from .figures import Frame, Frames, Mark, cell_of, running_sums
-from .geometry import ConvGeometry, check_fits, columns, conv_geometry, pad, padding_cells, window_view
+from .geometry import WindowGeometry, check_fits, columns, conv_geometry, pad, padding_cells, window_view
 from .operands import (channel_matrices, conv_weight, kernel_matrices, like_output, operand_shape, per_axis,
                        spatial_input, vector)
 from .sums import cells, cells_note, frame_cells, join_terms, product
@@ -147,7 +147,7 @@ def _cell(name: str, cell, shape) -> str:
     return f"{name}[{','.join(str(int(i)) for i in idx)}]"
 
 
-def _weight_steps(xp: np.ndarray, gy: np.ndarray, dw: np.ndarray, g: ConvGeometry) -> list[Step]:
+def _weight_steps(xp: np.ndarray, gy: np.ndarray, dw: np.ndarray, g: WindowGeometry) -> list[Step]:
     """∂L/∂K as a sum per tap, then as ``Xᵀ·∂L/∂O`` with the im2col matrix."""
     nsp = len(g.kernel)
     view = window_view(xp, g)  # (C, *out, *k)
@@ -193,7 +193,7 @@ def _weight_steps(xp: np.ndarray, gy: np.ndarray, dw: np.ndarray, g: ConvGeometr
     return [first, second]
 
 
-def _input_steps(x, w, gy, dx, g: ConvGeometry, op) -> list[Step]:
+def _input_steps(x, w, gy, dx, g: WindowGeometry, op) -> list[Step]:
     """∂L/∂I as the full correlation of ∂L/∂O (zeros inserted) with the flipped kernel, then as conv_transpose."""
     nsp = len(g.kernel)
     axes = tuple(range(2, 2 + nsp))
@@ -219,7 +219,7 @@ def _input_steps(x, w, gy, dx, g: ConvGeometry, op) -> list[Step]:
                       f"{_zeros(tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation)))} on each side (a 'full' "
                       f"correlation: every overlap of kernel and ∂L/∂O counts){extra_text}.",
                       value=channel_matrices("G", full)))
-    gg = ConvGeometry(g.kernel, (1,) * nsp, ((0, 0),) * nsp, g.dilation)
+    gg = WindowGeometry(g.kernel, (1,) * nsp, ((0, 0),) * nsp, g.dilation)
     taps = TAPS[nsp]
     outs = ("r",) if nsp == 1 else ("r", "q")
     pos = ", ".join(f"{o} + {'' if d == 1 else d}{t}" for o, t, d in zip(outs, taps, g.dilation))

@@ -30,7 +30,7 @@ from ..tensor import tensor
 from .correlation import OUT_INDEX
 from .explanation import Explanation, Step, fmt
 from .figures import Frame, Frames, Mark, cell_of, running_sums
-from .geometry import ConvGeometry, pad, padding_cells, window_cells, window_view
+from .geometry import WindowGeometry, pad, padding_cells, window_cells, window_view
 from .operands import AXES, channel_matrices, extent, like_output, operand_shape, per_axis, plural, spatial_input
 from .sums import MAX_FRAMES, cells, cells_note, frame_cells, join_terms
 
@@ -102,12 +102,12 @@ def _windows(x, nsp, op, kernel_size, stride, padding, dilation, ceil_mode, fill
     padding_t = ntuple(padding, nsp, "padding", op, minimum=0)
     dilation_t = ntuple(dilation, nsp, "dilation", op)
     out, pads = pool_geometry(x.shape[1:], kernel, stride_t, padding_t, dilation_t, bool(ceil_mode))
-    g = ConvGeometry(kernel, stride_t, pads, dilation_t)
+    g = WindowGeometry(kernel, stride_t, pads, dilation_t)
     xp = pad(x, pads, value=fill)
     return g, padding_t, out, xp, window_view(xp, g)
 
 
-def _size_step(spatial, g: ConvGeometry, padding, out, ceil_mode: bool) -> Step:
+def _size_step(spatial, g: WindowGeometry, padding, out, ceil_mode: bool) -> Step:
     """``o = ⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1`` per axis (⌈…⌉ in ceil mode, with PyTorch's last-window rule)."""
     lo, hi = ("⌈", "⌉") if ceil_mode else ("⌊", "⌋")
     formulas = []
@@ -126,7 +126,7 @@ def _size_step(spatial, g: ConvGeometry, padding, out, ceil_mode: bool) -> Step:
                 f"windows {'overlap' if overlap else 'do not overlap'}.{rule}", tuple(formulas))
 
 
-def _window_frames(xp, g: ConvGeometry, out, view, caption, winner=None) -> Frames:
+def _window_frames(xp, g: WindowGeometry, out, view, caption, winner=None) -> Frames:
     """Per output cell: its window over ``xp``, the values read with their running max (when ``winner``
     gives the padded position of a cell's maximum) or running sum, and the cell; ``caption(cell)`` its formula."""
     channels = xp.shape[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,6 +104,34 @@ def conv_pads(padding, n: int, kernel: Sequence[int], stride: Sequence[int],
     if any(v < 0 for pair in pads for v in pair):
         raise ValueError(f"{op}: padding must be >= 0, got {padding!r}")
     return pads
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """The normalised geometry of a convolution, transposed convolution or pooling: one entry per spatial axis.
+
+    ``pads`` are ``(low, high)`` pairs (cropped from the output of a transposed
+    convolution); ``output`` is the output's spatial size when known. One type
+    for the trace's nodes (``Graph.geometry``), the summary rules and the
+    explanations.
+    """
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    output: tuple[int, ...] | None = None
+    transposed: bool = False
+
+    @property
+    def padded(self) -> bool:
+        """Whether any axis is padded."""
+        return any(lo or hi for lo, hi in self.pads)
+
+    @property
+    def span(self) -> tuple[int, ...]:
+        """Input positions a dilated kernel covers: ``d(k-1) + 1``."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
 
 
 def check_kernel_fits(spatial: Sequence[int], kernel: Sequence[int], dilation: Sequence[int], pads: Pads,

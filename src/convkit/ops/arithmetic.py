@@ -258,7 +258,8 @@ def stack_backward(g, axis, needs):
 
 
 def matmul_meta(a, b) -> MetaArray:
-    """NumPy's matmul shapes: ``(..., n, k) @ (..., k, m) -> (..., n, m)``, a 1-D operand promoted and its axis dropped."""
+    """NumPy's matmul shapes: ``(..., n, k) @ (..., k, m) -> (..., n, m)``; a 1-D operand is promoted, and its
+    axis dropped from the result."""
     a_shape = (1,) + a.shape if a.ndim == 1 else a.shape
     b_shape = b.shape + (1,) if b.ndim == 1 else b.shape
     if a_shape[-1] != b_shape[-2]:
