@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import nn
-from ..ops._args import ntuple, same_pads
+from ..ops._args import ntuple
+from ..trace import trace
 from .actions import Action
 
 _POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Identity, nn.BatchNorm1d,
@@ -84,9 +85,13 @@ def _shift_at(g: Action, stride_in: tuple[int, int]) -> tuple[int, int] | None:
     return None if dy % sy or dx % sx else (dy // sy, dx // sx)
 
 
-def _axes(ctx: Context, kernel, stride, dilation, pads) -> list[_Axis]:
+def _axes(layer, ctx: Context) -> list[_Axis]:
+    """The H and W axes of a convolution's or pooling's window geometry, as the engine normalises it
+    (``Graph.geometry`` of a meta trace of the layer alone on the call's input shape)."""
+    graph = trace(layer, ctx.in_shape)
+    g = next(geometry for node in graph.nodes if (geometry := graph.geometry(node)) is not None)
     return [_Axis(n, k, s, d, lo, hi, o) for n, k, s, d, (lo, hi), o in
-            zip(ctx.in_shape[-2:], kernel, stride, dilation, pads, ctx.out_shape[-2:])]
+            zip(ctx.in_shape[-2:], g.kernel, g.stride, g.dilation, g.pads, g.output)]
 
 
 def _window_reasons(axes: list[_Axis], g: Action, ctx: Context, padding_mode: str, what: str,
@@ -170,26 +175,12 @@ def _kernel_reason(layer, g: Action, ctx: Context) -> list[str]:
 
 
 def _conv_reasons(layer: nn.Conv2d, g: Action, ctx: Context) -> list[str]:
-    if layer.padding == "valid":
-        pads = ((0, 0), (0, 0))
-    elif layer.padding == "same":
-        pads = same_pads(layer.kernel_size, layer.dilation)
-    else:
-        pads = tuple((p, p) for p in layer.padding)
-    same_even = layer.padding == "same"
-    axes = _axes(ctx, layer.kernel_size, layer.stride, layer.dilation, pads)
-    return (_window_reasons(axes, g, ctx, layer.padding_mode, "convolution", same_even)
+    return (_window_reasons(_axes(layer, ctx), g, ctx, layer.padding_mode, "convolution", layer.padding == "same")
             + _kernel_reason(layer, g, ctx))
 
 
 def _pool_reasons(layer, g: Action, ctx: Context) -> list[str]:
-    name = type(layer).__name__
-    kernel = ntuple(layer.kernel_size, 2, "kernel_size", name)
-    stride = ntuple(layer.stride, 2, "stride", name)
-    padding = ntuple(layer.padding, 2, "padding", name, minimum=0)
-    dilation = ntuple(getattr(layer, "dilation", 1), 2, "dilation", name)
-    axes = _axes(ctx, kernel, stride, dilation, [(p, p) for p in padding])
-    return _window_reasons(axes, g, ctx, "pooling", "pooling", False)
+    return _window_reasons(_axes(layer, ctx), g, ctx, "pooling", "pooling", False)
 
 
 def _adaptive_reasons(layer, g: Action, ctx: Context) -> list[str]:
