@@ -159,3 +159,20 @@ def test_meta_built_models_summarise_as_the_real_ones():
     meta = summary(build("resnet18", input_size=(3, 224, 224), meta=True), (3, 224, 224))
     assert str(real) == str(meta)
     assert real.total_params == 11_689_512 and real.total_macs == 1_814_073_344
+
+
+def test_the_output_is_what_forward_returns_not_the_last_row():
+    class Aux(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.main = nn.Conv2d(1, 4, 3)
+            self.side = nn.Conv2d(1, 2, 5)
+
+        def forward(self, x):
+            out = self.main(x)
+            self.side(x)  # computed last, not returned
+            return out
+
+    s = summary(Aux(), (1, 9, 9))
+    assert s.rows[-1].name == "side" and s.output_shape == (4, 7, 7)
+    assert s.to_dict()["output_shape"] == [4, 7, 7]

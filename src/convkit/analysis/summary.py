@@ -72,7 +72,7 @@ __all__ = ["Row", "Summary", "summary"]
 
 @dataclass(frozen=True)
 class Row:
-    """One executed leaf layer (or understood function call) and what it does to one sample.
+    """One row: a leaf layer's call, an op of a ``forward``, or a folded module call, and what it does to one sample.
 
     ``receptive_field``, ``jump`` and ``start`` hold one entry per spatial axis
     (None once no spatial axis is left); ``dense_params`` and
@@ -126,9 +126,13 @@ class Summary:
     rows: tuple[Row, ...]
     buffer_bytes: int
     unused: tuple[tuple[str, int], ...] = ()
+    output: tuple[int, ...] | None = None
 
     @property
     def output_shape(self) -> tuple[int, ...]:
+        """One sample's shape of what ``forward`` returns (its first tensor); the input's when it returns it."""
+        if self.output is not None:
+            return self.output
         return self.rows[-1].output_shape if self.rows else self.input_size
 
     @property
@@ -447,7 +451,8 @@ def summary(model: nn.Module, input_size: Sequence[int], *, dtype=None, depth: i
                                     if p is not None and _join(name, key) not in read)))
     called = {c.name for c in graph.calls}
     buffers = sum(b.nbytes for name, b in graph.buffers.items() if name.rpartition(".")[0] in called)
-    return Summary(type(model).__name__, size, dtype.name, tuple(rows), buffers, unused)
+    output = graph.shape(graph.outputs[0])[1:] if graph.outputs else None
+    return Summary(type(model).__name__, size, dtype.name, tuple(rows), buffers, unused, output)
 
 
 def _rows(graph: Graph, size: tuple[int, ...], itemsize: int) -> tuple[list[Row], list[tuple[str, int]]]:

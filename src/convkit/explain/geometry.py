@@ -15,7 +15,7 @@ from ..ops.padding import pad_forward
 from ..ops.windows import windows
 from .explanation import Matrix, Step
 from .figures import cell_of
-from .operands import AXES, channel_matrices, extent, per_axis, shape_text, sized
+from .operands import AXES, channel_matrices, extent, per_axis, sized
 
 _MODES = {
     "zeros": "zeros",
