@@ -1,9 +1,10 @@
 """What each op of a traced forward pass does to one sample: cost and receptive fields, from its settings.
 
 A rule takes a node of ``convkit.trace`` (its op, normalised options and
-output shape) and the ``Flow`` of each of its inputs (the per-sample shape
+output shape), the ``Flow`` of each of its inputs (the per-sample shape
 without the batch axis and the receptive fields; None for parameters and
-constants) and returns a ``Step``. Nothing is computed on data: the shapes
+constants) and the ``Graph`` (for weight shapes and ``Graph.geometry``), and
+returns a ``Step``. Nothing is computed on data: the shapes
 are those the ops' own shape rules gave during the trace.
 
 Counts per sample (``convkit.analysis.summary`` states them once for users):
@@ -333,8 +334,9 @@ def _linear(node, inputs, graph) -> Step:
 
 def _other(node, inputs) -> Step:
     """Any other op (matmul, reductions, transpose, indexing, interpolation...): one op per output
-    element, no field given."""
-    return Step(None, other_ops=_numel(node), note=f"{node.op}: no receptive field is given after it")
+    element; no field is given after it (a note says so where its input had one)."""
+    had = any(x is not None and x.fields for x in inputs)
+    return Step(None, other_ops=_numel(node), note=f"no receptive field is given after {node.op}" if had else "")
 
 
 def _plain(rule, **options):
