@@ -30,7 +30,7 @@ from .. import explain
 from .._io import atomic_file
 from ..explain.html import to_html
 from ..explain.parse import load_array
-from .models import add_factory, load_model
+from .models import MODEL_HELP, add_factory, load_model
 
 FORMATS = ("text", "markdown", "latex", "html", "json")
 
@@ -287,10 +287,7 @@ def register(subparsers) -> None:
         p = topic(name, f"{what} of a network spec or model, formula by formula")
         network = p.add_mutually_exclusive_group(required=True)
         network.add_argument("--spec", help="a network spec, e.g. 'conv3-10 pool2 conv3-10 pool2 flatten fc3'")
-        network.add_argument("--model", metavar="MODEL",
-                             help="a model as convkit summary takes it: a built-in name (lenet5, ...), "
-                                  "FILE.py:FACTORY (runs FILE.py, calls FACTORY()) or a model.safetensors "
-                                  "written by convkit train (one trained from FILE.py:FACTORY needs --factory)")
+        network.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
         add_factory(p)
         p.add_argument("--input", "-i", type=_shape, default=(1, 28, 28), help="one sample's shape C×H×W "
                                                                               "(default 1x28x28)")

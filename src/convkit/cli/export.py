@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from ..models.budget import DEFAULT_MAX_PARAMETERS
-from .models import add_factory, load_model
+from .models import MODEL_HELP, add_factory, load_model
 from .summary import parse_size
 
 RTOL = ATOL = 1e-4
@@ -52,10 +52,7 @@ def register(subparsers) -> None:
                     "the file computes what convkit computes.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL",
-                        help="a built-in model (lenet5, convnet, vgg11 ... vgg19_bn, resnet18, resnet34, resnet20), "
-                             "a spec string such as 'conv3-10 pool2 flatten fc10', FILE.py:FACTORY, or a "
-                             "model.safetensors written by convkit train")
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     parser.add_argument("--input", required=True, metavar="CxHxW",
                         help="one sample's shape without the batch axis, e.g. 3x224x224")
     target = parser.add_mutually_exclusive_group(required=True)

@@ -106,6 +106,13 @@ class FactoryChanged(ValueError):
     """The file named as a trained model's factory does not hold the bytes the model was built from."""
 
 
+MODEL_HELP = ("a built-in model (lenet5, convnet, vgg11 ... vgg19_bn, resnet18, resnet34, resnet20), a spec string "
+              "such as 'conv3-10 pool2 flatten fc10', FILE.py:FACTORY (imports FILE.py, running its code, and calls "
+              "FACTORY()), or a model.safetensors written by convkit train (its trained weights; one trained from "
+              "FILE.py:FACTORY needs --factory)")
+"""The help of a command's MODEL: the forms ``load_model`` takes."""
+
+
 def add_factory(parser) -> None:
     """Add ``--factory FILE.py:FACTORY`` (``load_model``'s ``factory``) to a command's ``parser``."""
     parser.add_argument("--factory", metavar="FILE.py:FACTORY",

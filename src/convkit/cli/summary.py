@@ -11,7 +11,7 @@ import contextlib
 import sys
 
 from ..models.budget import DEFAULT_MAX_PARAMETERS
-from .models import add_factory, load_model
+from .models import MODEL_HELP, add_factory, load_model
 
 _EPILOG = """\
 examples:
@@ -37,15 +37,11 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "summary", help="per-layer shapes, parameters, MACs, memory and receptive fields of a model",
         description="Print a model's per-layer output shapes, parameters, MACs, activation memory and "
-                    "receptive fields, computed from the layer settings without running the model.",
+                    "receptive fields, from one trace of its forward on a shape: nothing is computed, and a "
+                    "model other than a trained file is built without weights.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL",
-                        help="a built-in model (lenet5, convnet, vgg11, vgg13, vgg16, vgg19, vgg11_bn ... "
-                             "vgg19_bn), a spec string such as 'conv3-10 pool2 flatten fc10', "
-                             "FILE.py:FACTORY (imports FILE.py, running its code, and calls FACTORY()), or a "
-                             "model.safetensors written by convkit train (one trained from FILE.py:FACTORY needs "
-                             "--factory)")
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     parser.add_argument("--input", default="1x28x28", metavar="CxHxW",
                         help="one sample's shape without the batch axis, e.g. 3x224x224 (default: 1x28x28)")
     parser.add_argument("--format", choices=("table", "markdown", "json", "html"), default="table",

@@ -24,7 +24,7 @@ from ..random import manual_seed
 from ..symmetry import GROUP_NAMES, from_name, report
 from ..symmetry.report import COMPARED, MIN_SAMPLES, SAMPLES
 from ..tensor import get_default_dtype, set_default_dtype
-from .models import add_factory, load_model
+from .models import MODEL_HELP, add_factory, load_model
 
 _GROUPS = {
     "shifts": "all circular shifts of the input grid",
@@ -60,11 +60,7 @@ def register(subparsers) -> None:
                     "shifts, flips or rotations, and say why each breaking layer breaks it.",
         epilog="groups: " + "; ".join(f"{k}: {v}" for k, v in _GROUPS.items()),
     )
-    p.add_argument("model", metavar="MODEL",
-                   help="a built-in model name (lenet5, convnet, ...), a spec string such as "
-                        "'conv3-10 pool2 conv3-10 pool2 flatten fc3', FILE.py:FACTORY (imports FILE.py, "
-                        "running its code, and calls FACTORY()), or a model.safetensors written by convkit "
-                        "train (its trained weights; one trained from FILE.py:FACTORY needs --factory)")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     add_factory(p)
     p.add_argument("--group", choices=GROUP_NAMES, default="shifts", help="the symmetry group (default: shifts)")
     p.add_argument("--input", type=_input_size, default=(1, 28, 28), metavar="CxHxW",
