@@ -25,8 +25,8 @@ import warnings
 
 import numpy as np
 
-from ..models.budget import DEFAULT_MAX_PARAMETERS
 from .models import MODEL_HELP, add_factory, load_model
+from .options import add_max_parameters
 from .summary import parse_size
 
 RTOL = ATOL = 1e-4
@@ -60,9 +60,7 @@ def register(subparsers) -> None:
     target.add_argument("--torch", metavar="OUT", help="write a TorchScript file (needs torch)")
     parser.add_argument("--num-classes", type=int, default=None, metavar="N",
                         help="outputs of a built-in model (default: its own)")
-    parser.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
-                        help="refuse a built-in model or spec with more parameters, before building it "
-                             f"(default: {DEFAULT_MAX_PARAMETERS:,})")
+    add_max_parameters(parser)
     add_factory(parser)
     parser.set_defaults(run=run)
 

@@ -10,8 +10,8 @@ import argparse
 import contextlib
 import sys
 
-from ..models.budget import DEFAULT_MAX_PARAMETERS
 from .models import MODEL_HELP, add_factory, load_model
+from .options import add_max_parameters
 
 _EPILOG = """\
 examples:
@@ -54,9 +54,7 @@ def register(subparsers) -> None:
     parser.add_argument("--depth", type=int, default=None, metavar="N",
                         help="fold every module N levels below the model into one row (1: its children, "
                              "e.g. whole ResNet stages; default: a row per layer and per op of a forward)")
-    parser.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
-                        help="refuse a built-in model or spec with more parameters, before building it "
-                             f"(default: {DEFAULT_MAX_PARAMETERS:,})")
+    add_max_parameters(parser)
     add_factory(parser)
     parser.set_defaults(run=run)
 

@@ -19,12 +19,12 @@ import sys
 
 import numpy as np
 
-from ..models.budget import DEFAULT_MAX_PARAMETERS
 from ..random import manual_seed
 from ..symmetry import GROUP_NAMES, from_name, report
 from ..symmetry.report import COMPARED, MIN_SAMPLES, SAMPLES
 from ..tensor import get_default_dtype, set_default_dtype
 from .models import MODEL_HELP, add_factory, load_model
+from .options import add_max_parameters
 
 _GROUPS = {
     "shifts": "all circular shifts of the input grid",
@@ -68,9 +68,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the random input (default: 0)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="dtype of the model and input; float64 puts round-off near 1e-16 (default: float64)")
-    p.add_argument("--max-parameters", type=int, default=DEFAULT_MAX_PARAMETERS, metavar="N",
-                   help="refuse a model with more parameters, before building it "
-                        f"(default: {DEFAULT_MAX_PARAMETERS:,})")
+    add_max_parameters(p)
     p.add_argument("--samples", type=_samples, default="auto", metavar="N|all|auto",
                    help=f"check at most N group elements, drawn at random when the group is larger, with what "
                         f"they show of the whole group at 95%% confidence; all: every one; auto: N from "
