@@ -63,7 +63,7 @@ def test_a_branching_forward_is_recorded_op_by_op():
     assert calls["stem"].nodes == range(0, 3) and calls["stem"].outputs == ("stem.2",)
     assert [c.name for c in g.calls].count("shared") == 2  # one call each time it runs
     assert all(n.value is None for n in g.nodes)
-    assert g.layers[0] is net.stem[0] and 5 not in g.layers  # the addition is no layer's
+    assert g.layers[0].module is net.stem[0] and 5 not in g.layers  # the addition is no layer's
 
 
 def test_a_meta_trace_gives_the_shapes_of_a_real_one_and_a_real_one_the_activations():

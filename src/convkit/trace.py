@@ -100,10 +100,10 @@ class Graph:
     constants: dict
 
     @property
-    def layers(self) -> dict[int, Module]:
-        """Node index -> the leaf module (one without children: ``Conv2d``, ``ReLU``...) whose call ran that
-        node and nothing else: the nodes that are a layer, as opposed to an op of some ``forward``."""
-        return {c.nodes.start: c.module for c in self.calls
+    def layers(self) -> dict[int, Call]:
+        """Node index -> the call of the leaf module (one without children: ``Conv2d``, ``ReLU``...) that ran
+        that node and nothing else: the nodes that are a layer, as opposed to an op of some ``forward``."""
+        return {c.nodes.start: c for c in self.calls
                 if len(c.nodes) == 1 and not any(True for _ in c.module.children())}
 
     def geometry(self, node: Node) -> WindowGeometry | None:

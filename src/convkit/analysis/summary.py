@@ -498,7 +498,7 @@ def _rows(graph: Graph, size: tuple[int, ...], itemsize: int) -> tuple[list[Row]
             dense_connections = math.prod(x.shape) * math.prod(out)
             dense_params = dense_connections + (math.prod(out) if node.inputs[2] is not None else 0)
         rows.append(Row(
-            name=node.name, kind=type(layers[index]).__name__ if index in layers else node.op,
+            name=node.name, kind=type(layers[index].module).__name__ if index in layers else node.op,
             input_shape=x.shape, output_shape=out,
             params=sum(p.data.size for p in params),
             trainable_params=sum(p.data.size for p in params if p.requires_grad),

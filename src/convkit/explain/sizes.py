@@ -87,7 +87,7 @@ def _layers(model, input_size, op: str) -> tuple[list[_Layer], tuple[int, ...]]:
     except (ValueError, TypeError) as err:
         raise ValueError(f"{op}: {err}") from None
     layers = graph.layers
-    return [_Layer(n, layers.get(i), graph) for i, n in enumerate(graph.nodes)], size
+    return [_Layer(n, layers[i].module if i in layers else None, graph) for i, n in enumerate(graph.nodes)], size
 
 
 def _conv_sizes(layer: _Layer):

@@ -47,8 +47,7 @@ class Walk:
             raise ValueError(f"{exporter}: the model's forward runs different ops at batch sizes 1 and 2; an "
                              f"exported graph must be the same for every batch size")
         self._shapes2 = {n.name: n.shape for n in twice.nodes}
-        self._leaf_calls = {c.nodes.start: c for c in self.graph.calls
-                            if len(c.nodes) == 1 and not any(True for _ in c.module.children())}
+        self._leaf_calls = self.graph.layers
         self._empty_calls = {}
         for c in self.graph.calls:
             if len(c.nodes) == 0 and c.depth > 0 and not any(True for _ in c.module.children()):

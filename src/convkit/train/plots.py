@@ -232,7 +232,7 @@ def plot_feature_maps(model: Module, image, path: str | os.PathLike | None = Non
     rows = [("input", x[0])]
     for index, node in enumerate(graph.nodes):
         if node.op in _MAPS and node.value.ndim == 4:
-            kind = type(layers[index]).__name__ if index in layers else node.op
+            kind = type(layers[index].module).__name__ if index in layers else node.op
             rows.append((f"{node.name}: {kind} {'×'.join(map(str, node.shape[1:]))}", node.value[0]))
     if len(rows) == 1:
         raise ValueError(f"plot_feature_maps: the model ({type(model).__name__}) has no convolution or "
