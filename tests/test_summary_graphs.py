@@ -176,3 +176,17 @@ def test_the_output_is_what_forward_returns_not_the_last_row():
     s = summary(Aux(), (1, 9, 9))
     assert s.rows[-1].name == "side" and s.output_shape == (4, 7, 7)
     assert s.to_dict()["output_shape"] == [4, 7, 7]
+
+
+def test_element_wise_functions_keep_the_fields():
+    class Exp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            return self.conv(x).exp().sqrt()
+
+    s = summary(Exp(), (1, 8, 8))
+    assert [r.kind for r in s.rows] == ["Conv2d", "exp", "sqrt"]
+    assert [r.receptive_field for r in s.rows] == [(3, 3)] * 3 and [r.other_ops for r in s.rows[1:]] == [72, 72]

@@ -17,7 +17,8 @@ Counts per sample (``convkit.analysis.summary`` states them once for users):
 * ``other_ops``: everything else, one op per element and pass: bias adds
   (1 per output element); batch norm at inference, folded to a scale and a
   shift (2); layer/group/instance norm (5: mean 1, variance 2, normalise 2,
-  plus 2 when affine); ReLU, LeakyReLU, Sigmoid, Tanh and the element-wise
+  plus 2 when affine); ReLU, LeakyReLU, Sigmoid, Tanh, the element-wise
+  functions (neg, abs, exp, log, sqrt, pow) and the element-wise
   arithmetic of a merge (add, sub, mul, div: 1 per output element; a sum
   of ``k`` tensors written ``a + b + c`` is ``k - 1`` adds); Softmax,
   LogSoftmax (3: exponential, sum, divide or subtract); max pooling
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 
 from ..ops.adaptive_pooling import adaptive_windows
 
-__all__ = ["AxisField", "Flow", "Step", "RULES", "field_note", "rule_for"]
+__all__ = ["AxisField", "Flow", "Step", "RULES", "ELEMENTWISE", "SAMPLE_NORMS", "field_note", "rule_for"]
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,12 @@ def _plain(rule, **options):
     return lambda node, inputs, graph: rule(node, inputs, **options)
 
 
+ELEMENTWISE = {  # op -> other ops per element; the output unit sees what the input unit sees
+    "relu": 1, "leaky_relu": 1, "sigmoid": 1, "tanh": 1, "neg": 1, "abs": 1, "exp": 1, "log": 1, "sqrt": 1,
+    "pow": 1, "softmax": 3, "log_softmax": 3, "batch_norm": 2, "dropout": 0, "cast": 0,
+}
+SAMPLE_NORMS = ("instance_norm", "group_norm", "layer_norm")  # fields kept, statistics over the sample
+
 RULES = {
     "conv": _conv,
     "conv_transpose": _conv_transpose,
@@ -352,13 +359,9 @@ RULES = {
     "adaptive_max_pool": _plain(_adaptive_pool, kind="max"),
     "adaptive_avg_pool": _plain(_adaptive_pool, kind="avg"),
     "global_avg_pool": _plain(_global_avg_pool),
-    "batch_norm": _plain(_elementwise, ops=2),
-    "instance_norm": lambda node, inputs, graph: _sample_norm(node, inputs, node.inputs[1] is not None),
-    "group_norm": lambda node, inputs, graph: _sample_norm(node, inputs, node.inputs[1] is not None),
-    "layer_norm": lambda node, inputs, graph: _sample_norm(node, inputs, node.inputs[1] is not None),
-    **{op: _plain(_elementwise, ops=1) for op in ("relu", "leaky_relu", "sigmoid", "tanh", "neg", "abs")},
-    **{op: _plain(_elementwise, ops=3) for op in ("softmax", "log_softmax")},
-    **{op: _plain(_elementwise, ops=0) for op in ("dropout", "cast")},
+    **{op: lambda node, inputs, graph: _sample_norm(node, inputs, node.inputs[1] is not None)
+       for op in SAMPLE_NORMS},
+    **{op: _plain(_elementwise, ops=n) for op, n in ELEMENTWISE.items()},
     **{op: _plain(_merge, ops=1) for op in ("add", "sub", "mul", "div")},
     "cat": _plain(_cat),
     "reshape": _plain(_reshape),

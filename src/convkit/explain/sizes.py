@@ -38,6 +38,7 @@ from .. import functional as F
 from .. import nn
 from ..analysis.arithmetic import (conv_output_size, conv_transpose_output_size, pool_output_size,
                                    receptive_field as rf_recurrence)
+from ..analysis.layers import ELEMENTWISE, SAMPLE_NORMS
 from ..tensor import tensor
 from ..trace import Node, trace
 from .explanation import Explanation, Matrix, Step, Table, fmt
@@ -46,8 +47,7 @@ from .operands import AXES, shape_text
 
 __all__ = ["output_size", "receptive_field"]
 
-_ELEMENTWISE = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
-                "instance_norm", "layer_norm", "group_norm", "neg", "abs", "cast", "exp", "log", "sqrt", "pow"}
+_KEEP_FIELDS = {*ELEMENTWISE, *SAMPLE_NORMS}  # ops whose units see what their input's units see
 _MERGES = {"add", "sub", "mul", "div", "cat", "stack", "matmul"}
 
 
@@ -215,7 +215,7 @@ def _rf_layer(layer: _Layer):
     if node.op in _MERGES:
         return (f"{layer.label} merges paths, where these chain recurrences end; convkit.analysis.summary "
                 "follows the fields through merges.")
-    if node.op in _ELEMENTWISE or node.op == "reshape":
+    if node.op in _KEEP_FIELDS or node.op == "reshape":
         return None
     return f"{layer.label} ({node.op}) is neither a convolution nor a pooling: the table stops before it."
 
