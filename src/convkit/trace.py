@@ -210,7 +210,9 @@ class _Recorder:
         self.alive: list = [x]  # every named object stays alive, so that no id is reused during the trace
         self.parameters: dict[str, Tensor] = {}
         self.buffers: dict[str, object] = {}
+        self.module_names: dict[int, str] = {}
         for qual, m in model.named_modules():
+            self.module_names.setdefault(id(m), qual)
             for key, p in m._parameters.items():
                 if p is not None and id(p) not in self.names:
                     self._name(p, _join(qual, key))
@@ -219,9 +221,6 @@ class _Recorder:
                 if b is not None and id(b) not in self.names:
                     self._name(b, _join(qual, key))
                     self.buffers[_join(qual, key)] = b
-        self.module_names = {}
-        for qual, m in model.named_modules():
-            self.module_names.setdefault(id(m), qual)
         self.constants: dict[str, object] = {}
         self.nodes: list[dict] = []
         self.calls: list[dict] = []
